@@ -1,0 +1,33 @@
+# Every target calls a script in scripts/ or a plain go command, so CI, the
+# Makefile and a developer run the very same thing.
+
+GO       ?= go
+FUZZTIME ?= 10s
+
+.PHONY: run test lint unit fuzz bench build cover
+
+## run: start a derper in dev mode on loopback (HTTP :3340, STUN :3478).
+run:
+	@if [ -d cmd/derper ]; then $(GO) run ./cmd/derper -dev -a 127.0.0.1:3340; \
+	else $(GO) run ./derp/internal/devrelay; fi
+
+## test: everything CI runs.
+test: lint unit fuzz
+
+lint:
+	./scripts/lint.sh
+
+unit:
+	./scripts/test.sh
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+cover:
+	$(GO) test -coverprofile=coverage.out ./... && $(GO) tool cover -func=coverage.out | tail -1
