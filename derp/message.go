@@ -26,7 +26,7 @@ type ReceivedPacket struct {
 	Data []byte
 }
 
-func (ReceivedPacket) msg()  {}
+func (ReceivedPacket) msg() {}
 
 // PeerGoneReasonType says why a PeerGone frame was sent.
 type PeerGoneReasonType byte
