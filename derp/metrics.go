@@ -74,11 +74,11 @@ type metrics struct {
 
 	avgQueueMillis atomic.Uint64 // float64 bits; exponential moving average
 
-	tcpRTT               expvar.Map // label le
-	meshUpdateBatchSize  *Histogram
-	meshUpdateLoopCount  *Histogram
-	bufferedWriteFrames  *Histogram
-	memstatsSys0         expvar.Int
+	tcpRTT              expvar.Map // label le
+	meshUpdateBatchSize *Histogram
+	meshUpdateLoopCount *Histogram
+	bufferedWriteFrames *Histogram
+	memstatsSys0        expvar.Int
 }
 
 func newMetrics() *metrics {

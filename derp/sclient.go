@@ -20,17 +20,17 @@ import (
 // runs in the goroutine that called Accept; its send loop, the only writer
 // after the handshake, runs in a goroutine of its own.
 type sclient struct {
-	s          *Server         // set once
-	nc         Conn            // set once
-	key        key.NodePublic  // set once
-	info       clientInfo      // set once
-	canMesh    bool            // set once; presented the mesh key
+	s          *Server          // set once
+	nc         Conn             // set once
+	key        key.NodePublic   // set once
+	info       clientInfo       // set once
+	canMesh    bool             // set once; presented the mesh key
 	flags      PeerPresentFlags // set once
-	remoteAddr string          // set once
-	ipPort     netip.AddrPort  // set once; zero if remoteAddr did not parse
-	connNum    int64           // set once
-	connected  time.Time       // set once
-	logPrefix  string          // set once
+	remoteAddr string           // set once
+	ipPort     netip.AddrPort   // set once; zero if remoteAddr did not parse
+	connNum    int64            // set once
+	connected  time.Time        // set once
+	logPrefix  string           // set once
 
 	br *bufio.Reader // owned by the read loop
 	bw *bufio.Writer // owned by the send loop after the handshake
@@ -53,7 +53,7 @@ type sclient struct {
 	meshEvents []meshEvent
 	finished   bool // the send loop has ended; queue nothing more
 
-	wake     chan struct{}  // capacity 1: the send loop has work
+	wake     chan struct{}               // capacity 1: the send loop has work
 	sentFrom map[key.NodePublic]struct{} // owned by the send loop: sources written so far
 }
 

@@ -41,16 +41,16 @@ type Server struct {
 	verifyFailOpen  bool   // guarded by cfgMu
 
 	mu          sync.Mutex
-	closed      bool                                        // guarded by mu
-	clients     map[key.NodePublic]*clientSet               // guarded by mu
-	clientsMesh map[key.NodePublic]PacketForwarder          // guarded by mu; nil value: local only
-	watchers    map[*sclient]struct{}                       // guarded by mu
-	goneSubs    map[key.NodePublic]map[*sclient]struct{}    // guarded by mu; who has received from a key
-	keyOfAddr   map[netip.AddrPort]key.NodePublic           // guarded by mu
-	conns       map[Conn]struct{}                           // guarded by mu; every connection inside Accept
-	connNum     int64                                       // guarded by mu
-	accepting   sync.WaitGroup                              // one per running Accept
-	background  sync.WaitGroup                              // helper goroutines, e.g. ClosePeer closers
+	closed      bool                                     // guarded by mu
+	clients     map[key.NodePublic]*clientSet            // guarded by mu
+	clientsMesh map[key.NodePublic]PacketForwarder       // guarded by mu; nil value: local only
+	watchers    map[*sclient]struct{}                    // guarded by mu
+	goneSubs    map[key.NodePublic]map[*sclient]struct{} // guarded by mu; who has received from a key
+	keyOfAddr   map[netip.AddrPort]key.NodePublic        // guarded by mu
+	conns       map[Conn]struct{}                        // guarded by mu; every connection inside Accept
+	connNum     int64                                    // guarded by mu
+	accepting   sync.WaitGroup                           // one per running Accept
+	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
 }
 
 // NewServer returns a relay that identifies itself with priv. logf
