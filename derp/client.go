@@ -157,7 +157,7 @@ func (c *Client) sendClientInfo(info *clientInfo) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := WriteFrame(c.bw, FrameClientInfo, c.pub.AppendTo(make([]byte, 0, KeyLen)), sealed); err != nil {
+	if err := WriteFrame(c.bw, FrameClientInfo, appendClientInfo(make([]byte, 0, KeyLen+len(sealed)), c.pub, sealed)); err != nil {
 		return err
 	}
 	return c.bw.Flush()
@@ -316,15 +316,21 @@ func (c *Client) RecvInto(p *ReceivedPacket) (ReceivedMessage, error) {
 	}
 	m, err := c.recv(p)
 	if err != nil {
-		if c.closed.Load() {
-			err = fmt.Errorf("%w: %w", ErrClientClosed, err)
-		} else {
-			err = fmt.Errorf("derp: receiving: %w", err)
-		}
-		c.rerr.CompareAndSwap(nil, &err)
-		return nil, *c.rerr.Load()
+		return nil, c.setRecvErr(err)
 	}
 	return m, nil
+}
+
+// setRecvErr records the error that ended the connection and returns the
+// one recorded first.
+func (c *Client) setRecvErr(err error) error {
+	if c.closed.Load() {
+		err = fmt.Errorf("%w: %w", ErrClientClosed, err)
+	} else {
+		err = fmt.Errorf("derp: receiving: %w", err)
+	}
+	c.rerr.CompareAndSwap(nil, &err)
+	return *c.rerr.Load()
 }
 
 func (c *Client) recv(p *ReceivedPacket) (ReceivedMessage, error) {

@@ -3,7 +3,6 @@ package derp
 import (
 	"bufio"
 	"context"
-	"errors"
 	"net"
 	"runtime"
 	"strings"
@@ -152,5 +151,3 @@ func leakedGoroutines() string {
 	}
 	return strings.Join(leaked, "\n\n")
 }
-
-var errTest = errors.New("test error")

@@ -53,6 +53,7 @@ type sclient struct {
 	meshEvents []meshEvent
 	finished   bool // the send loop has ended; queue nothing more
 
+	scratch  [64]byte                    // owned by the send loop: small frame payloads
 	wake     chan struct{}               // capacity 1: the send loop has work
 	sentFrom map[key.NodePublic]struct{} // owned by the send loop: sources written so far
 }

@@ -103,7 +103,7 @@ func (c *sclient) drain() (frames int, err error) {
 			frames += len(events)
 		}
 		if hasPong {
-			if err := c.writeSmall(FramePong, pong[:]); err != nil {
+			if err := c.writeSmall(FramePong, append(c.scratch[:0], pong[:]...)); err != nil {
 				c.dropBatch(batch[:n])
 				return frames, err
 			}
@@ -191,8 +191,7 @@ func (c *sclient) writeRecvPacket(src key.NodePublic, pkt []byte) error {
 }
 
 func (c *sclient) writePeerGone(peer key.NodePublic, reason PeerGoneReasonType) error {
-	var buf [KeyLen + 1]byte
-	if err := c.writeSmall(FramePeerGone, appendPeerGone(buf[:0], peer, reason)); err != nil {
+	if err := c.writeSmall(FramePeerGone, appendPeerGone(c.scratch[:0], peer, reason)); err != nil {
 		return err
 	}
 	switch reason {
@@ -213,8 +212,7 @@ func (c *sclient) writeMeshEvents(events []meshEvent) error {
 		if ev.gone {
 			err = c.writePeerGone(ev.key, PeerGoneReasonDisconnected)
 		} else {
-			var buf [peerPresentLen]byte
-			err = c.writeSmall(FramePeerPresent, appendPeerPresent(buf[:0], ev.key, ev.ipPort, ev.flags))
+			err = c.writeSmall(FramePeerPresent, appendPeerPresent(c.scratch[:0], ev.key, ev.ipPort, ev.flags))
 		}
 		if err != nil {
 			return err
