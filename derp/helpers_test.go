@@ -3,7 +3,9 @@ package derp
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -151,3 +153,15 @@ func leakedGoroutines() string {
 	}
 	return strings.Join(leaked, "\n\n")
 }
+
+func bufioRW(nc net.Conn) *bufio.ReadWriter {
+	return bufio.NewReadWriter(bufio.NewReader(nc), bufio.NewWriter(nc))
+}
+
+func contextWithCancel(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithCancel(r.Context())
+}
+
+func keyForTest() key.NodePrivate { return key.NewNode() }
+
+func parseCertForTest(der []byte) (*x509.Certificate, error) { return x509.ParseCertificate(der) }
