@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSS(t *testing.T) {
@@ -113,5 +115,31 @@ func TestMetaCert(t *testing.T) {
 	}
 	if cert.IsCA || !cert.BasicConstraintsValid || len(cert.Extensions) != 1 {
 		t.Fatalf("extensions %v", cert.Extensions)
+	}
+}
+
+func TestRTTSampling(t *testing.T) {
+	ts := newTestServer(t)
+	ts.dial(t)
+	pc := pipeClient(t, ts.s)
+	_ = pc
+	ts.s.sampleRTTs()
+	ts.s.sampleRTTs() // non-TCP connections are counted once
+	var m map[string]int
+	json.Unmarshal([]byte(ts.s.metrics.tcpRTT.String()), &m)
+	sampled := 0
+	for _, le := range []string{"10ms", "20ms", "50ms", "100ms", "150ms", "250ms", "500ms", "inf"} {
+		sampled += m[le]
+	}
+	if m["non-tcp"] != 1 {
+		t.Errorf("non-tcp = %d, want 1", m["non-tcp"])
+	}
+	if runtime.GOOS == "linux" && sampled != 2 {
+		t.Errorf("sampled %d RTTs, want 2 (%v)", sampled, m)
+	}
+	for rtt, want := range map[time.Duration]string{time.Millisecond: "10ms", 120 * time.Millisecond: "150ms", time.Second: "inf"} {
+		if got := rttBucket(rtt); got != want {
+			t.Errorf("rttBucket(%v) = %q, want %q", rtt, got, want)
+		}
 	}
 }

@@ -42,6 +42,7 @@ type sclient struct {
 	isDisabled atomic.Bool // reserved for the "disable fighters" policy; never set
 
 	isWatcher bool // guarded by Server.mu
+	rttState  int8 // owned by the RTT sampler
 
 	// Send state, guarded by qmu. Lock order: Server.mu, then qmu.
 	qmu        sync.Mutex

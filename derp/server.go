@@ -49,6 +49,8 @@ type Server struct {
 	keyOfAddr   map[netip.AddrPort]key.NodePublic        // guarded by mu
 	conns       map[Conn]struct{}                        // guarded by mu; every connection inside Accept
 	connNum     int64                                    // guarded by mu
+	rttOnce     sync.Once                                // starts the RTT sampler
+	rttStop     chan struct{}                            // closed by Close
 	accepting   sync.WaitGroup                           // one per running Accept
 	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
 }
@@ -68,6 +70,7 @@ func NewServer(priv key.NodePrivate, logf Logf) *Server {
 		goneSubs:    make(map[key.NodePublic]map[*sclient]struct{}),
 		keyOfAddr:   make(map[netip.AddrPort]key.NodePublic),
 		conns:       make(map[Conn]struct{}),
+		rttStop:     make(chan struct{}),
 	}
 	s.metaCert = s.generateMetaCert()
 	s.vars = s.expvarMap()
@@ -180,6 +183,7 @@ func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, rem
 	s.conns[nc] = struct{}{}
 	s.accepting.Add(1)
 	s.mu.Unlock()
+	s.startRTTSampler()
 
 	defer func() {
 		nc.Close()
@@ -209,6 +213,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.rttStop)
 	for nc := range s.conns {
 		nc.Close()
 	}
