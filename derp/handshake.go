@@ -32,7 +32,7 @@ func (s *Server) serverHandshake(ctx context.Context, nc Conn, brw *bufio.ReadWr
 		return key.NodePublic{}, nil, fmt.Errorf("receiving client info: %w", err)
 	}
 	if err := s.verifyClient(ctx, clientKey, info, remoteAddr); err != nil {
-		return clientKey, info, fmt.Errorf("client %v rejected: %w", clientKey, err)
+		return clientKey, info, err
 	}
 	nc.SetDeadline(time.Time{})
 	return clientKey, info, nil

@@ -40,9 +40,9 @@ func (s *Server) verifyClient(ctx context.Context, clientKey key.NodePublic, inf
 	if verifyLocal {
 		if err := whoIsNodeKey(ctx, sock, clientKey); err != nil {
 			if errors.Is(err, errPeerNotFound) {
-				return &RejectedError{Reason: "not authorized: node key not in the tailnet"}
+				return &RejectedError{Key: clientKey, Reason: "not authorized: node key not in the tailnet"}
 			}
-			return &RejectedError{Reason: fmt.Sprintf("cannot check with tailscaled: %v", err)}
+			return &RejectedError{Key: clientKey, Reason: fmt.Sprintf("cannot check with tailscaled: %v", err)}
 		}
 	}
 	if verifyURL != "" {
@@ -51,9 +51,9 @@ func (s *Server) verifyClient(ctx context.Context, clientKey key.NodePublic, inf
 		case err != nil && isTransportError(err) && failOpen:
 			s.logf.printf("derp: admission controller unreachable; allowing client %v", clientKey)
 		case err != nil:
-			return &RejectedError{Reason: fmt.Sprintf("admission controller: %v", err)}
+			return &RejectedError{Key: clientKey, Reason: fmt.Sprintf("admission controller: %v", err)}
 		case !allow:
-			return &RejectedError{Reason: "admission controller denied the client"}
+			return &RejectedError{Key: clientKey, Reason: "admission controller denied the client"}
 		}
 	}
 	return nil
