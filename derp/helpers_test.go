@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openderp/openderp/derp/derptest"
 	"github.com/openderp/openderp/key"
 )
 
@@ -165,3 +166,5 @@ func contextWithCancel(r *http.Request) (context.Context, context.CancelFunc) {
 func keyForTest() key.NodePrivate { return key.NewNode() }
 
 func parseCertForTest(der []byte) (*x509.Certificate, error) { return x509.ParseCertificate(der) }
+
+func derptestPipe() (net.Conn, net.Conn) { return derptest.Pipe() }

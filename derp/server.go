@@ -193,7 +193,11 @@ func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, rem
 		s.accepting.Done()
 	}()
 
-	if err := s.serveConn(ctx, nc, brw, remoteAddr, connNum); err != nil && !s.isClosed() {
+	// Cancelling ctx unblocks the reads and writes by closing nc.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+
+	if err := s.serveConn(ctx, nc, brw, remoteAddr, connNum); err != nil && !s.isClosed() && ctx.Err() == nil {
 		s.logf.printf("derp: %s: %v", remoteAddr, err)
 	}
 }

@@ -2,6 +2,7 @@ package derp
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -166,4 +167,33 @@ func TestPeerGoneNotHere(t *testing.T) {
 	waitFor(t, "drop counters", func() bool {
 		return ts.s.metrics.dropReason[dropUnknownDest].Value() == 2 && ts.s.metrics.droppedDisco.Value() == 1
 	})
+}
+
+func TestAcceptContextCancel(t *testing.T) {
+	s := NewServer(key.NewNode(), t.Logf)
+	defer s.Close()
+	cc, sc := derptestPipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Accept(ctx, sc, bufioRW(sc), "127.0.0.1:9")
+	}()
+	c, err := NewClient(key.NewNode(), cc, bufioRW(cc), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Recv(); err != nil { // ServerInfo: registered
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Accept ignored context cancellation")
+	}
+	if _, err := c.Recv(); err == nil {
+		t.Fatal("connection still open after cancel")
+	}
 }
