@@ -33,7 +33,7 @@ type sclient struct {
 	logPrefix  string           // set once
 
 	br *bufio.Reader // owned by the read loop
-	bw *bufio.Writer // owned by the send loop after the handshake
+	bw *bufio.Writer // owned by the send loop; a pooled writer while it writes, else nil
 
 	preferred    bool          // owned by the read loop
 	notHereLimit *rate.Limiter // owned by the read loop; made on first use
@@ -52,11 +52,22 @@ type sclient struct {
 	hasPong    bool
 	peerGone   []PeerGoneMessage
 	meshEvents []meshEvent
-	finished   bool // the send loop has ended; queue nothing more
+	keepAlive  bool // a keep-alive frame is due
+	ready      bool // ServerInfo is written; writers may start
+	writing    bool // a writer goroutine is running
+	finished   bool // the connection is ending; queue nothing more
+	writeErr   error
 
-	scratch  [64]byte                    // owned by the send loop: small frame payloads
-	wake     chan struct{}               // capacity 1: the send loop has work
-	sentFrom map[key.NodePublic]struct{} // owned by the send loop: sources written so far
+	writers  sync.WaitGroup // the writer goroutine, while one runs
+	kaTimer  *time.Timer    // fires keep-alives; set once under qmu
+	kaPeriod time.Duration  // set once
+
+	writeLoopFunc func() // set once: c.writeLoop, bound once
+
+	// Owned by whichever writer goroutine runs; successive writers hand
+	// them over through qmu.
+	scratch  [64]byte                    // small frame payloads
+	sentFrom map[key.NodePublic]struct{} // sources written so far
 }
 
 // meshEvent is a PeerPresent or PeerGone record for a watcher.
@@ -86,8 +97,6 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		connected:  time.Now(),
 		logPrefix:  fmt.Sprintf("derp client %s%s: ", remoteAddr, clientKey.ShortString()),
 		br:         brw.Reader,
-		bw:         brw.Writer,
-		wake:       make(chan struct{}, 1),
 	}
 	c.flags = presentFlags(c.canMesh, info.IsProber)
 
@@ -96,19 +105,15 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	}
 	defer s.unregisterClient(c)
 
-	if err := s.sendServerInfo(c.bw, c.key); err != nil {
-		c.finish()
+	if err := s.sendServerInfo(brw.Writer, c.key); err != nil {
+		c.shutdown()
 		return fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	sendDone := make(chan error, 1)
-	go func() { sendDone <- c.sendLoop(ctx) }()
+	c.startWriting()
 
 	err = c.readLoop(ctx)
-	cancel()
-	if serr := <-sendDone; serr != nil && !s.isClosed() {
-		s.logf.printf("%ssender failed: %v", c.logPrefix, serr)
+	if werr := c.shutdown(); werr != nil && !s.isClosed() {
+		s.logf.printf("%ssender failed: %v", c.logPrefix, werr)
 	}
 	if err == nil || errors.Is(err, io.EOF) || s.isClosed() || ctx.Err() != nil {
 		return nil
@@ -323,23 +328,12 @@ func (c *sclient) handlePing(n uint32) error {
 		return err
 	}
 	c.qmu.Lock()
-	queued := !c.hasPong && !c.finished
-	if queued {
+	if !c.hasPong && !c.finished {
 		c.pong, c.hasPong = data, true
+		c.wakeLocked()
 	}
 	c.qmu.Unlock()
-	if queued {
-		c.signal()
-	}
 	return nil
-}
-
-// signal wakes the send loop.
-func (c *sclient) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 }
 
 // enqueue queues a packet from src for writing to c, taking ownership of
@@ -360,8 +354,8 @@ func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf) {
 		q = &c.disco
 	}
 	old, evicted := q.push(queuedPacket{src: src, buf: pb, enqueued: now})
+	c.wakeLocked()
 	c.qmu.Unlock()
-	c.signal()
 	if evicted {
 		s.metrics.noteQueueTime(now - old.enqueued)
 		s.recordDrop(old.buf.b, dropQueueHead)
@@ -377,8 +371,8 @@ func (c *sclient) requestPeerGone(peer key.NodePublic, reason PeerGoneReasonType
 		return
 	}
 	c.peerGone = append(c.peerGone, PeerGoneMessage{Peer: peer, Reason: reason})
+	c.wakeLocked()
 	c.qmu.Unlock()
-	c.signal()
 }
 
 // addMeshEvent queues a watcher record; the caller holds Server.mu.
@@ -386,33 +380,9 @@ func (c *sclient) addMeshEvent(ev meshEvent) {
 	c.qmu.Lock()
 	if !c.finished {
 		c.meshEvents = append(c.meshEvents, ev)
+		c.wakeLocked()
 	}
 	c.qmu.Unlock()
-	c.signal()
-}
-
-// finish marks c as no longer writable and drops whatever is queued.
-func (c *sclient) finish() {
-	c.qmu.Lock()
-	c.finished = true
-	var drained [2 * sendQueueDepth]queuedPacket
-	n := 0
-	for _, q := range []*packetRing{&c.packets, &c.disco} {
-		for {
-			p, ok := q.pop()
-			if !ok {
-				break
-			}
-			drained[n] = p
-			n++
-		}
-	}
-	c.peerGone, c.meshEvents = nil, nil
-	c.qmu.Unlock()
-	for _, p := range drained[:n] {
-		c.s.recordDrop(p.buf.b, dropGoneDisconnected)
-		putPacketBuf(p.buf)
-	}
 }
 
 // allowNotHere reports whether the per-connection limit on NotHere

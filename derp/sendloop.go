@@ -1,8 +1,9 @@
 package derp
 
 import (
-	"context"
+	"bufio"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/openderp/openderp/key"
@@ -19,42 +20,168 @@ const keepAliveJitter = 5 * time.Second
 // one lock acquisition.
 const sendBatch = 16
 
-// sendLoop writes everything queued for c until ctx ends or a write fails.
-// It drains all pending work, then flushes once, so frames queued together
-// share TCP writes. When it returns, c is finished and its connection
-// closed, which also ends the read loop.
-func (c *sclient) sendLoop(ctx context.Context) (err error) {
-	defer func() {
-		c.nc.Close()
-		c.finish()
-		c.s.unsubscribeAll(c)
-	}()
-	period := KeepAlive + rand.N(keepAliveJitter)
-	keepAlive := time.NewTimer(period)
-	defer keepAlive.Stop()
+// Writing is done by a goroutine that exists only while there is
+// something to write: the first producer to queue work for an idle
+// connection (under qmu) starts it, and it exits once the queues are empty.
+// An idle connection thus costs one goroutine (its reader) and a timer,
+// not two goroutines as in the reference; there is never more than one
+// writer per connection. See docs/compat.md#send-queues.
 
+// startWriting arms the keep-alive timer and lets writers start; it is
+// called once ServerInfo has been written, so nothing overtakes it.
+func (c *sclient) startWriting() {
+	c.kaPeriod = KeepAlive + rand.N(keepAliveJitter)
+	if c.s.keepAliveForTest > 0 {
+		c.kaPeriod = c.s.keepAliveForTest
+	}
+	c.writeLoopFunc = c.writeLoop
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.finished {
+		return
+	}
+	c.ready = true
+	c.kaTimer = time.AfterFunc(c.kaPeriod, c.keepAliveDue)
+	if c.hasWorkLocked() {
+		c.wakeLocked()
+	}
+}
+
+// keepAliveDue runs on the keep-alive timer. The first keep-alive goes out
+// one period after the handshake, then one per period.
+func (c *sclient) keepAliveDue() {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.finished {
+		return
+	}
+	c.keepAlive = true
+	c.wakeLocked()
+	c.kaTimer.Reset(c.kaPeriod)
+}
+
+// wakeLocked starts a writer goroutine unless one is running. qmu must be
+// held.
+func (c *sclient) wakeLocked() {
+	if c.writing || !c.ready || c.finished {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.writeLoopFunc() // a method value made once: "go c.writeLoop()" would allocate
+
+}
+
+func (c *sclient) hasWorkLocked() bool {
+	return c.keepAlive || c.hasPong || len(c.peerGone) > 0 || len(c.meshEvents) > 0 ||
+		c.packets.len() > 0 || c.disco.len() > 0
+}
+
+// writeLoop writes bursts until nothing is queued. On a write error it
+// closes the connection, which ends the read loop and so the connection.
+func (c *sclient) writeLoop() {
+	defer c.writers.Done()
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.wake:
-		case <-keepAlive.C:
-			keepAlive.Reset(period)
-			if err := c.writeFrameHeader(FrameKeepAlive, 0); err != nil {
-				return err
-			}
+		c.qmu.Lock()
+		if c.finished || !c.hasWorkLocked() {
+			c.writing = false
+			c.qmu.Unlock()
+			return
 		}
-		frames, err := c.drain()
-		if err != nil {
-			return err
-		}
-		if c.bw.Buffered() > 0 {
-			if err := c.bw.Flush(); err != nil {
-				return err
+		keepAlive := c.keepAlive
+		c.keepAlive = false
+		c.qmu.Unlock()
+
+		if err := c.writeBurst(keepAlive); err != nil {
+			c.qmu.Lock()
+			c.writing = false
+			if c.writeErr == nil {
+				c.writeErr = err
 			}
-			c.s.metrics.bufferedWriteFrames.Observe(float64(frames + 1))
+			c.qmu.Unlock()
+			c.nc.Close()
+			return
 		}
 	}
+}
+
+// shutdown stops all writing: it marks c finished, stops the keep-alive
+// timer, closes the connection, waits for a running writer, drops whatever
+// was still queued and ends c's PeerGone subscriptions. It returns the
+// error that stopped a writer, if any.
+func (c *sclient) shutdown() error {
+	c.qmu.Lock()
+	c.finished = true
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+	}
+	var drained [2 * sendQueueDepth]queuedPacket
+	n := 0
+	for _, q := range []*packetRing{&c.packets, &c.disco} {
+		for {
+			p, ok := q.pop()
+			if !ok {
+				break
+			}
+			drained[n] = p
+			n++
+		}
+	}
+	c.peerGone, c.meshEvents = nil, nil
+	c.qmu.Unlock()
+
+	c.nc.Close()
+	c.writers.Wait()
+	for _, p := range drained[:n] {
+		c.s.recordDrop(p.buf.b, dropGoneDisconnected)
+		putPacketBuf(p.buf)
+	}
+	c.s.unsubscribeAll(c)
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.writeErr
+}
+
+// writerPool holds the buffered writers of connections that are writing
+// right now. An idle connection holds none, which saves its buffer; the
+// reference does the same with smaller buffers. Whoever takes a writer
+// (writeBurst) returns it after flushing.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
+
+// writeBufferSize is the size of the pooled write buffers: large enough to
+// batch several full-size frames per system call.
+const writeBufferSize = 16 << 10
+
+// writeBurst borrows a writer, writes a keep-alive if due and everything
+// queued, flushes once and gives the writer back.
+func (c *sclient) writeBurst(keepAlive bool) error {
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	c.bw = bw
+	defer func() {
+		c.bw = nil
+		bw.Reset(nil)
+		writerPool.Put(bw)
+	}()
+	frames := 0
+	if keepAlive {
+		if err := c.writeFrameHeader(FrameKeepAlive, 0); err != nil {
+			return err
+		}
+		frames++
+	}
+	n, err := c.drain()
+	frames += n
+	if err != nil {
+		return err
+	}
+	if bw.Buffered() > 0 {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		c.s.metrics.bufferedWriteFrames.Observe(float64(frames))
+	}
+	return nil
 }
 
 // drain writes queued frames until the queues are empty and returns how

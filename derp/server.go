@@ -25,6 +25,8 @@ type Server struct {
 	// handshake is done. Zero means two seconds, the reference's value.
 	WriteTimeout time.Duration
 
+	keepAliveForTest time.Duration // replaces the keep-alive period in tests
+
 	priv     key.NodePrivate // set once
 	pub      key.NodePublic  // set once
 	logf     Logf            // set once

@@ -197,3 +197,14 @@ func TestAcceptContextCancel(t *testing.T) {
 		t.Fatal("connection still open after cancel")
 	}
 }
+
+func TestKeepAlives(t *testing.T) {
+	ts := newTestServer(t)
+	ts.s.keepAliveForTest = 20 * time.Millisecond
+	c := ts.dial(t)
+	for range 3 {
+		if m := recvMsg(t, c); m != (KeepAliveMessage{}) {
+			t.Fatalf("got %#v, want keep-alive", m)
+		}
+	}
+}
