@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"time"
 )
 
@@ -133,7 +134,7 @@ func ReadFrame(br *bufio.Reader, maxSize uint32, buf []byte) (t FrameType, paylo
 	if n > maxSize {
 		return t, nil, &FrameTooLargeError{Type: t, Len: n, Max: maxSize}
 	}
-	if uint32(cap(buf)) < n {
+	if uint64(cap(buf)) < uint64(n) {
 		buf = make([]byte, n)
 	}
 	payload = buf[:n]
@@ -151,11 +152,15 @@ func WriteFrameHeader(bw *bufio.Writer, t FrameType, n uint32) error {
 	if n > maxFrameSize {
 		return &FrameTooLargeError{Type: t, Len: n, Max: maxFrameSize}
 	}
-	var hdr [FrameHeaderLen]byte
-	hdr[0] = byte(t)
-	binary.BigEndian.PutUint32(hdr[1:], n)
-	_, err := bw.Write(hdr[:])
-	return err
+	// Byte by byte: handing an array to bw.Write would move it to the heap
+	// (bufio may pass it on to the underlying io.Writer), one allocation
+	// per frame.
+	for _, c := range [FrameHeaderLen]byte{byte(t), byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} {
+		if err := bw.WriteByte(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteFrame writes a frame whose payload is the concatenation of parts.
@@ -166,7 +171,7 @@ func WriteFrame(bw *bufio.Writer, t FrameType, parts ...[]byte) error {
 		n += len(p)
 	}
 	if n > maxFrameSize {
-		return &FrameTooLargeError{Type: t, Len: uint32(min(n, 1<<32-1)), Max: maxFrameSize}
+		return &FrameTooLargeError{Type: t, Len: uint32(min(uint64(n), math.MaxUint32)), Max: maxFrameSize}
 	}
 	if err := WriteFrameHeader(bw, t, uint32(n)); err != nil {
 		return err
@@ -181,9 +186,16 @@ func WriteFrame(bw *bufio.Writer, t FrameType, parts ...[]byte) error {
 
 // discardPayload skips n payload bytes of a frame that is not wanted.
 func discardPayload(br *bufio.Reader, n uint32) error {
-	_, err := br.Discard(int(n))
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
+	// In chunks, so that int(n) cannot go negative where int is 32 bits.
+	for n > 0 {
+		chunk := min(n, 1<<30)
+		if _, err := br.Discard(int(chunk)); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		n -= chunk
 	}
-	return err
+	return nil
 }
