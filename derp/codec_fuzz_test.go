@@ -18,7 +18,7 @@ import (
 // fuzzMaxFrame caps the limit FuzzReadFrame passes to ReadFrame: ReadFrame
 // allocates the announced length before reading it, and the fuzzer should
 // not spend its time on 4 GiB allocations.
-const fuzzMaxFrame = 1 << 20
+const fuzzMaxFrame = 1 << 17
 
 // encodeFrame returns the bytes of one frame.
 func encodeFrame(tb testing.TB, t FrameType, parts ...[]byte) []byte {

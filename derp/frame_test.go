@@ -158,6 +158,9 @@ func TestWriteFrameWriterError(t *testing.T) {
 	if err := WriteFrameHeader(bw, FrameKeepAlive, 0); !errors.Is(err, boom) {
 		t.Errorf("WriteFrameHeader after failure = %v; want boom", err)
 	}
+	if err := WriteFrame(bw, FrameKeepAlive); !errors.Is(err, boom) {
+		t.Errorf("WriteFrame after failure = %v; want boom", err)
+	}
 	// A buffer smaller than a header must still work.
 	var out bytes.Buffer
 	tiny := bufio.NewWriterSize(&out, 1)

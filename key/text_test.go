@@ -200,3 +200,53 @@ func TestJSON(t *testing.T) {
 		t.Error("json.Unmarshal of a number into NodePublic succeeded")
 	}
 }
+
+// FuzzParseText checks every text parser on arbitrary input: no panic, an
+// error is always a *ParseError, and what parses prints back as the input
+// in lower case and parses to the same key.
+func FuzzParseText(f *testing.F) {
+	for _, s := range []string{
+		"privkey:" + rfcAlicePriv, "nodekey:" + rfcAlicePub, "discokey:" + rfcBobPub, rfcBobPub,
+		"nodekey:" + strings.ToUpper(rfcAlicePub), "nodekey:", "privkey:" + rfcAlicePriv[:63] + "g",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		check := func(err error, printed string, reparse func(string) (any, error), k any) {
+			t.Helper()
+			if err != nil {
+				var pe *ParseError
+				if !errors.As(err, &pe) {
+					t.Fatalf("parse(%q) = %v; want *ParseError", s, err)
+				}
+				return
+			}
+			if printed != strings.ToLower(s) {
+				t.Fatalf("parse(%q) prints as %q", s, printed)
+			}
+			if k2, err := reparse(printed); err != nil || k2 != k {
+				t.Fatalf("reparse(%q) = %v, %v; want %v", printed, k2, err, k)
+			}
+		}
+		var priv NodePrivate
+		check(priv.UnmarshalText([]byte(s)), priv.String(), func(s string) (any, error) {
+			var k NodePrivate
+			err := k.UnmarshalText([]byte(s))
+			return k, err
+		}, priv)
+		var pub NodePublic
+		check(pub.UnmarshalText([]byte(s)), pub.String(), func(s string) (any, error) {
+			var k NodePublic
+			err := k.UnmarshalText([]byte(s))
+			return k, err
+		}, pub)
+		var disco DiscoPublic
+		check(disco.UnmarshalText([]byte(s)), disco.String(), func(s string) (any, error) {
+			var k DiscoPublic
+			err := k.UnmarshalText([]byte(s))
+			return k, err
+		}, disco)
+		up, err := ParseNodePublicUntyped(s)
+		check(err, up.UntypedHexString(), func(s string) (any, error) { return ParseNodePublicUntyped(s) }, up)
+	})
+}
