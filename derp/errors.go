@@ -3,6 +3,8 @@ package derp
 import (
 	"errors"
 	"fmt"
+
+	"github.com/openderp/openderp/key"
 )
 
 // FrameTooLargeError reports a frame whose announced payload length exceeds
@@ -69,7 +71,10 @@ var (
 // RejectedError reports that the server's admission checks refused a
 // client. The server closes such a connection without sending a frame.
 type RejectedError struct {
+	Key    key.NodePublic // the client's key
 	Reason string
 }
 
-func (e *RejectedError) Error() string { return "derp: client rejected: " + e.Reason }
+func (e *RejectedError) Error() string {
+	return "client " + e.Key.String() + " rejected: " + e.Reason
+}

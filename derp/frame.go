@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/openderp/openderp/key"
 )
 
 // Magic is the 8-byte string that starts every ServerKey frame: "DERP"
@@ -147,14 +149,41 @@ func ReadFrame(br *bufio.Reader, maxSize uint32, buf []byte) (t FrameType, paylo
 }
 
 // WriteFrameHeader writes a frame header announcing a payload of n bytes.
+// It does not allocate.
 func WriteFrameHeader(bw *bufio.Writer, t FrameType, n uint32) error {
 	if n > maxFrameSize {
 		return &FrameTooLargeError{Type: t, Len: n, Max: maxFrameSize}
 	}
-	var hdr [FrameHeaderLen]byte
-	hdr[0] = byte(t)
-	binary.BigEndian.PutUint32(hdr[1:], n)
-	_, err := bw.Write(hdr[:])
+	b, err := reserve(bw, FrameHeaderLen)
+	if err != nil {
+		return err
+	}
+	b = append(b, byte(t))
+	b = binary.BigEndian.AppendUint32(b, n)
+	_, err = bw.Write(b)
+	return err
+}
+
+// reserve returns an empty slice of bw's own buffer with room for n bytes,
+// flushing first if needed, so small fields can be appended and written
+// without a temporary that escapes to the heap. n must not exceed the
+// buffer size.
+func reserve(bw *bufio.Writer, n int) ([]byte, error) {
+	if bw.Available() < n {
+		if err := bw.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	return bw.AvailableBuffer(), nil
+}
+
+// writeKey writes a raw 32-byte key without allocating.
+func writeKey(bw *bufio.Writer, k key.NodePublic) error {
+	b, err := reserve(bw, KeyLen)
+	if err != nil {
+		return err
+	}
+	_, err = bw.Write(k.AppendTo(b))
 	return err
 }
 

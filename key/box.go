@@ -6,7 +6,6 @@ import (
 
 	"golang.org/x/crypto/curve25519"
 	"golang.org/x/crypto/nacl/box"
-	"golang.org/x/crypto/salsa20/salsa"
 )
 
 // BoxOverhead is how many bytes SealTo adds to a message: a 24-byte nonce
@@ -20,13 +19,13 @@ func sharedKey(priv NodePrivate, pub NodePublic) (*[32]byte, error) {
 	if priv.IsZero() || pub.IsZero() {
 		return nil, ErrZeroKey
 	}
-	shared, err := curve25519.X25519(priv.k[:], pub.k[:])
-	if err != nil {
+	// box.Precompute cannot report a low-order point, so X25519 runs first
+	// only for its check: it fails when the shared point is all zeros.
+	if _, err := curve25519.X25519(priv.k[:], pub.k[:]); err != nil {
 		return nil, fmt.Errorf("key: computing shared secret: %w", err)
 	}
 	var k [32]byte
-	var zero [16]byte
-	salsa.HSalsa20(&k, &zero, (*[32]byte)(shared), &salsa.Sigma)
+	box.Precompute(&k, &pub.k, &priv.k)
 	return &k, nil
 }
 

@@ -11,7 +11,7 @@ while IFS= read -r file; do
 	dir=$(dirname "$file")
 	for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
 		echo "== fuzz ./$dir $target ($FUZZTIME)"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "./$dir"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "${FUZZMINTIME:-5s}" -parallel "${FUZZPARALLEL:-1}" "./$dir"
 		count=$((count + 1))
 	done
 done < <(git ls-files --cached --others --exclude-standard '*_test.go' | grep -v '^interop/' | sort)

@@ -1,0 +1,112 @@
+package derp
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/openderp/openderp/key"
+)
+
+// handshakeTimeout bounds writing the server key and, separately, reading
+// the client's reply.
+const handshakeTimeout = 10 * time.Second
+
+// minClientInfoLen is the shortest ClientInfo payload: a key and a nonce.
+const minClientInfoLen = KeyLen + NonceLen
+
+// serverHandshake greets the client and reads and checks its ClientInfo.
+// It returns the client's key and declared information.
+func (s *Server) serverHandshake(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string) (key.NodePublic, *clientInfo, error) {
+	nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := s.sendServerKey(brw.Writer); err != nil {
+		return key.NodePublic{}, nil, fmt.Errorf("writing server key: %w", err)
+	}
+	nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	clientKey, info, err := s.recvClientInfo(brw.Reader)
+	if err != nil {
+		return key.NodePublic{}, nil, fmt.Errorf("receiving client info: %w", err)
+	}
+	if err := s.verifyClient(ctx, clientKey, info, remoteAddr); err != nil {
+		return clientKey, info, err
+	}
+	nc.SetDeadline(time.Time{})
+	return clientKey, info, nil
+}
+
+func (s *Server) sendServerKey(bw *bufio.Writer) error {
+	var buf [len(Magic) + KeyLen]byte
+	if err := WriteFrame(bw, FrameServerKey, appendServerKey(buf[:0], s.pub)); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func (s *Server) recvClientInfo(br *bufio.Reader) (key.NodePublic, *clientInfo, error) {
+	t, n, err := ReadFrameHeader(br)
+	if err != nil {
+		return key.NodePublic{}, nil, err
+	}
+	if t != FrameClientInfo {
+		return key.NodePublic{}, nil, fmt.Errorf("%w: got %v, want %v", ErrUnexpectedFrame, t, FrameClientInfo)
+	}
+	if n < minClientInfoLen {
+		return key.NodePublic{}, nil, malformed(t, int(n), "short client info")
+	}
+	if n > maxClientInfoLen {
+		return key.NodePublic{}, nil, &FrameTooLargeError{Type: t, Len: n, Max: maxClientInfoLen}
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(br, p); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return key.NodePublic{}, nil, err
+	}
+	clientKey, sealed, err := parseClientInfo(p)
+	if err != nil {
+		return key.NodePublic{}, nil, err
+	}
+	if clientKey.IsZero() {
+		return key.NodePublic{}, nil, ErrZeroKey
+	}
+	js, ok := s.priv.OpenFrom(clientKey, sealed)
+	if !ok {
+		return clientKey, nil, ErrCannotOpenBox
+	}
+	info := new(clientInfo)
+	if err := json.Unmarshal(js, info); err != nil {
+		return clientKey, nil, fmt.Errorf("decoding client info JSON: %w", err)
+	}
+	return clientKey, info, nil
+}
+
+// sendServerInfo seals and writes the ServerInfo frame and flushes it.
+func (s *Server) sendServerInfo(bw *bufio.Writer, clientKey key.NodePublic) error {
+	js, err := json.Marshal(serverInfo{Version: ProtocolVersion})
+	if err != nil {
+		return err
+	}
+	sealed, err := s.priv.SealTo(clientKey, js)
+	if err != nil {
+		return err
+	}
+	if err := WriteFrame(bw, FrameServerInfo, sealed); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// parseRemoteAddr parses "ip:port"; it returns the zero value when
+// remoteAddr is not in that form, as for some WebSocket front ends.
+func parseRemoteAddr(remoteAddr string) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

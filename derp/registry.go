@@ -1,0 +1,315 @@
+package derp
+
+import (
+	"slices"
+
+	"github.com/openderp/openderp/key"
+)
+
+// clientSet is the set of connections of one key. Usually there is one;
+// when a client connects again before its old connection is gone, or two
+// machines share a key, there are several (a dup set) and the one that
+// last sent anything receives the traffic.
+type clientSet struct {
+	active *sclient // receives packets; nil when no connection should
+	dup    *dupSet  // nil unless there are two or more connections
+}
+
+// dupSet tracks the connections of a key that has more than one.
+type dupSet struct {
+	conns map[*sclient]struct{}
+	last  *sclient
+	// recent lists connections by most recent activity, oldest first,
+	// each at most once. The reference keeps every change of speaker, so
+	// two connections taking turns grow its list without bound; keeping
+	// each connection once gives the same answer to "who spoke last among
+	// those left" in bounded memory. See docs/compat.md#dup-history.
+	recent []*sclient
+}
+
+func (d *dupSet) touch(c *sclient) {
+	d.recent = slices.DeleteFunc(d.recent, func(x *sclient) bool { return x == c })
+	d.recent = append(d.recent, c)
+}
+
+func (cs *clientSet) len() int {
+	if cs.dup != nil {
+		return len(cs.dup.conns)
+	}
+	if cs.active != nil {
+		return 1
+	}
+	return 0
+}
+
+// forEach calls f for every connection of the set.
+func (cs *clientSet) forEach(f func(*sclient)) {
+	if cs.dup != nil {
+		for c := range cs.dup.conns {
+			f(c)
+		}
+		return
+	}
+	if cs.active != nil {
+		f(cs.active)
+	}
+}
+
+// registerClient makes c routable and announces it to watchers. It
+// reports false if the server is closed.
+func (s *Server) registerClient(c *sclient) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	m := s.metrics
+	set := s.clients[c.key]
+	if set == nil {
+		set = new(clientSet)
+		s.clients[c.key] = set
+	}
+	if was := set.active; was != nil {
+		was.isDup.Store(true)
+		c.isDup.Store(true)
+		if set.dup == nil {
+			set.dup = &dupSet{conns: map[*sclient]struct{}{c: {}, was: {}}, last: c, recent: []*sclient{was}}
+			m.dupClientKeys.Add(1)
+			m.dupClientConns.Add(2)
+			m.dupClientConnsTotal.Add(1)
+		}
+	}
+	if set.dup != nil && set.dup.last != c {
+		set.dup.conns[c] = struct{}{}
+		set.dup.last = c
+		set.dup.touch(c)
+		c.isDup.Store(true)
+		m.dupClientConns.Add(1)
+		m.dupClientConnsTotal.Add(1)
+	}
+	set.active = c
+	if _, ok := s.clientsMesh[c.key]; !ok {
+		s.clientsMesh[c.key] = nil
+	}
+	if c.ipPort.IsValid() {
+		s.keyOfAddr[c.ipPort] = c.key
+	}
+	m.curConns.Add(1)
+	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags})
+	return true
+}
+
+// unregisterClient removes c, picking another active connection for its
+// key or, for the last one, telling watchers and past correspondents that
+// the key is gone.
+func (s *Server) unregisterClient(c *sclient) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.metrics
+	set := s.clients[c.key]
+	switch {
+	case set == nil:
+	case set.dup == nil:
+		set.active = nil
+		delete(s.clients, c.key)
+		if fwd, ok := s.clientsMesh[c.key]; ok && fwd == nil {
+			delete(s.clientsMesh, c.key)
+			s.peerGoneFromRegionLocked(c.key)
+		}
+		s.broadcastLocked(meshEvent{key: c.key, gone: true})
+	default:
+		d := set.dup
+		delete(d.conns, c)
+		d.recent = slices.DeleteFunc(d.recent, func(x *sclient) bool { return x == c })
+		if d.last == c {
+			d.last = nil
+			if len(d.recent) > 0 {
+				d.last = d.recent[len(d.recent)-1]
+			}
+		}
+		m.dupClientConns.Add(-1)
+		if len(d.conns) == 1 {
+			var rest *sclient
+			for x := range d.conns {
+				rest = x
+			}
+			set.dup = nil
+			m.dupClientConns.Add(-1)
+			m.dupClientKeys.Add(-1)
+			rest.isDup.Store(false)
+			rest.isDisabled.Store(false)
+			set.active = rest
+		} else if d.last != nil && !d.last.isDisabled.Load() {
+			set.active = d.last
+		} else {
+			set.active = nil
+		}
+	}
+	if c.isWatcher {
+		delete(s.watchers, c)
+		c.isWatcher = false
+		m.watchers.Add(-1)
+	}
+	if c.ipPort.IsValid() && s.keyOfAddr[c.ipPort] == c.key {
+		delete(s.keyOfAddr, c.ipPort)
+	}
+	m.curConns.Add(-1)
+	if c.preferred {
+		m.curHomeConns.Add(-1)
+	}
+}
+
+// noteActive makes c, which just sent a frame, the receiving connection of
+// its dup set ("last writer is active").
+func (s *Server) noteActive(c *sclient) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.clients[c.key]
+	if set == nil || set.dup == nil {
+		return
+	}
+	if _, ok := set.dup.conns[c]; !ok {
+		return
+	}
+	set.dup.last = c
+	set.active = c
+	if n := len(set.dup.recent); n == 0 || set.dup.recent[n-1] != c {
+		set.dup.touch(c)
+	}
+}
+
+// broadcastLocked queues ev for every watcher. s.mu must be held.
+func (s *Server) broadcastLocked(ev meshEvent) {
+	for w := range s.watchers {
+		w.addMeshEvent(ev)
+	}
+}
+
+// addWatcher subscribes c to connection changes after sending it the
+// current state.
+func (s *Server) addWatcher(c *sclient) {
+	if c.key == s.pub {
+		// The server connected to itself through its own mesh list.
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, set := range s.clients {
+		if a := set.active; a != nil {
+			c.addMeshEvent(meshEvent{key: k, ipPort: a.ipPort, flags: a.flags})
+		}
+	}
+	if !c.isWatcher {
+		c.isWatcher = true
+		s.watchers[c] = struct{}{}
+		s.metrics.watchers.Add(1)
+	}
+}
+
+// closePeer closes every local connection of k, on behalf of a mesh peer.
+func (s *Server) closePeer(k key.NodePublic) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.clients[k]
+	if set == nil || set.len() == 0 {
+		s.logf.printf("derp: close peer %v: no such client", k)
+		return
+	}
+	n := set.len()
+	if n > 1 {
+		s.logf.printf("derp: closing %d connections of %v on request of a mesh peer", n, k)
+	} else {
+		s.logf.printf("derp: closing connection of %v on request of a mesh peer", k)
+	}
+	set.forEach(func(c *sclient) {
+		// Closing a TLS connection may block on its close_notify write;
+		// do not hold the server lock meanwhile.
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			c.nc.Close()
+		}()
+	})
+}
+
+// subscribePeerGone records that c has received a packet from src, so c
+// hears when src leaves the region.
+func (s *Server) subscribePeerGone(src key.NodePublic, c *sclient) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	subs := s.goneSubs[src]
+	if subs == nil {
+		subs = make(map[*sclient]struct{})
+		s.goneSubs[src] = subs
+	}
+	subs[c] = struct{}{}
+}
+
+// unsubscribeAll drops c's PeerGone subscriptions; its send loop calls it
+// on the way out.
+func (s *Server) unsubscribeAll(c *sclient) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for src := range c.sentFrom {
+		if subs := s.goneSubs[src]; subs != nil {
+			delete(subs, c)
+			if len(subs) == 0 {
+				delete(s.goneSubs, src)
+			}
+		}
+	}
+}
+
+// peerGoneFromRegionLocked tells everyone who received from k that k is
+// gone. s.mu must be held.
+func (s *Server) peerGoneFromRegionLocked(k key.NodePublic) {
+	for c := range s.goneSubs[k] {
+		c.requestPeerGone(k, PeerGoneReasonDisconnected)
+	}
+	delete(s.goneSubs, k)
+}
+
+// routePacket delivers a packet from src to dst on behalf of c, the
+// connection it arrived on, taking ownership of pb. A packet that came
+// from a mesh peer (forwarded) is never forwarded again.
+func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf, forwarded bool) {
+	s.mu.Lock()
+	var dstConn *sclient
+	var fwd PacketForwarder
+	n := 0
+	if set := s.clients[dst]; set != nil {
+		dstConn, n = set.active, set.len()
+	}
+	if dstConn == nil && n == 0 && !forwarded {
+		fwd = s.clientsMesh[dst]
+		if m, ok := fwd.(*multiForwarder); ok {
+			fwd = m.preferred
+		}
+	}
+	s.mu.Unlock()
+
+	switch {
+	case dstConn != nil:
+		dstConn.enqueue(src, pb)
+	case fwd != nil:
+		s.metrics.packetsForwardedOut.Add(1)
+		// The forwarder copies what it needs before returning.
+		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil && debugLogs {
+			s.logf.printf("%sforwarding to %v via %v: %v", c.logPrefix, dst.ShortString(), fwd, err)
+		}
+		putPacketBuf(pb)
+	default:
+		reason := dropUnknownDest
+		if forwarded {
+			reason = dropUnknownDestOnFwd
+		}
+		if n > 1 {
+			reason = dropDupClient
+		}
+		s.recordDrop(pb.b, reason)
+		if reason != dropDupClient && looksLikeDisco(pb.b) && c.allowNotHere() {
+			c.requestPeerGone(dst, PeerGoneReasonNotHere)
+		}
+		putPacketBuf(pb)
+	}
+}

@@ -1,0 +1,397 @@
+package derp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/openderp/openderp/key"
+)
+
+// sclient is the server's side of one client connection. Its read loop
+// runs in the goroutine that called Accept; its send loop, the only writer
+// after the handshake, runs in a goroutine of its own.
+type sclient struct {
+	s          *Server          // set once
+	nc         Conn             // set once
+	key        key.NodePublic   // set once
+	info       clientInfo       // set once
+	canMesh    bool             // set once; presented the mesh key
+	flags      PeerPresentFlags // set once
+	remoteAddr string           // set once
+	ipPort     netip.AddrPort   // set once; zero if remoteAddr did not parse
+	connNum    int64            // set once
+	connected  time.Time        // set once
+	logPrefix  string           // set once
+
+	br *bufio.Reader // owned by the read loop
+	bw *bufio.Writer // owned by the send loop; a pooled writer while it writes, else nil
+
+	preferred    bool          // owned by the read loop
+	notHereLimit *rate.Limiter // owned by the read loop; made on first use
+
+	isDup      atomic.Bool // one of several connections for key
+	isDisabled atomic.Bool // reserved for the "disable fighters" policy; never set
+
+	isWatcher bool // guarded by Server.mu
+	rttState  int8 // owned by the RTT sampler
+
+	// Send state, guarded by qmu. Lock order: Server.mu, then qmu.
+	qmu        sync.Mutex
+	packets    packetRing
+	disco      packetRing
+	pong       [8]byte
+	hasPong    bool
+	peerGone   []PeerGoneMessage
+	meshEvents []meshEvent
+	keepAlive  bool // a keep-alive frame is due
+	ready      bool // ServerInfo is written; writers may start
+	writing    bool // a writer goroutine is running
+	finished   bool // the connection is ending; queue nothing more
+	writeErr   error
+
+	writers  sync.WaitGroup // the writer goroutine, while one runs
+	kaTimer  *time.Timer    // fires keep-alives; set once under qmu
+	kaPeriod time.Duration  // set once
+
+	writeLoopFunc func() // set once: c.writeLoop, bound once
+
+	// Owned by whichever writer goroutine runs; successive writers hand
+	// them over through qmu.
+	scratch  [64]byte                    // small frame payloads
+	sentFrom map[key.NodePublic]struct{} // sources written so far
+}
+
+// meshEvent is a PeerPresent or PeerGone record for a watcher.
+type meshEvent struct {
+	key    key.NodePublic
+	gone   bool
+	ipPort netip.AddrPort
+	flags  PeerPresentFlags
+}
+
+// serveConn runs the handshake, registers the client and relays until the
+// connection ends.
+func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) error {
+	clientKey, info, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
+	if err != nil {
+		return err
+	}
+	c := &sclient{
+		s:          s,
+		nc:         nc,
+		key:        clientKey,
+		info:       *info,
+		canMesh:    s.isMeshKey(info.MeshKey),
+		remoteAddr: remoteAddr,
+		ipPort:     parseRemoteAddr(remoteAddr),
+		connNum:    connNum,
+		connected:  time.Now(),
+		logPrefix:  fmt.Sprintf("derp client %s%s: ", remoteAddr, clientKey.ShortString()),
+		br:         brw.Reader,
+	}
+	c.flags = presentFlags(c.canMesh, info.IsProber)
+
+	if !s.registerClient(c) {
+		return errServerClosing
+	}
+	defer s.unregisterClient(c)
+
+	if err := s.sendServerInfo(brw.Writer, c.key); err != nil {
+		c.shutdown()
+		return fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
+	}
+	c.startWriting()
+
+	err = c.readLoop(ctx)
+	if werr := c.shutdown(); werr != nil && !s.isClosed() {
+		s.logf.printf("%ssender failed: %v", c.logPrefix, werr)
+	}
+	if err == nil || errors.Is(err, io.EOF) || s.isClosed() || ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("%s%w", c.logPrefix, err)
+}
+
+func presentFlags(mesh, prober bool) PeerPresentFlags {
+	var f PeerPresentFlags
+	if mesh {
+		f |= PeerPresentIsMeshPeer
+	}
+	if prober {
+		f |= PeerPresentIsProber
+	}
+	if f == 0 {
+		f = PeerPresentIsRegular
+	}
+	return f
+}
+
+// readLoop handles frames from the client until an error. A clean EOF is
+// returned as io.EOF.
+func (c *sclient) readLoop(ctx context.Context) error {
+	for {
+		t, n, err := ReadFrameHeader(c.br)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if c.isDup.Load() && !c.isDisabled.Load() {
+			c.s.noteActive(c)
+		}
+		if err := c.handleFrame(t, n); err != nil {
+			return err
+		}
+	}
+}
+
+// handleFrame handles one frame whose header has been read.
+func (c *sclient) handleFrame(t FrameType, n uint32) error {
+	switch t {
+	case FrameSendPacket:
+		return c.handleSendPacket(n)
+	case FrameForwardPacket:
+		if !c.canMesh {
+			return ErrInsufficientPermissions
+		}
+		return c.handleForwardPacket(n)
+	case FrameNotePreferred:
+		return c.handleNotePreferred(n)
+	case FrameWatchConns:
+		if n != 0 {
+			return malformed(t, int(n), "must be empty")
+		}
+		if !c.canMesh {
+			return ErrInsufficientPermissions
+		}
+		c.s.addWatcher(c)
+		return nil
+	case FrameClosePeer:
+		if n != KeyLen {
+			return malformed(t, int(n), "must be one key")
+		}
+		if !c.canMesh {
+			return ErrInsufficientPermissions
+		}
+		k, err := c.readKey()
+		if err != nil {
+			return err
+		}
+		c.s.closePeer(k)
+		return nil
+	case FramePing:
+		return c.handlePing(n)
+	default:
+		// Unknown types and frames only a server sends are skipped, as by
+		// the reference, but counted, unlike by the reference.
+		// See docs/compat.md#unknown-frames.
+		c.s.metrics.unknownFrames.Add(1)
+		return discardPayload(c.br, n)
+	}
+}
+
+func (c *sclient) readKey() (key.NodePublic, error) {
+	b, err := c.br.Peek(KeyLen)
+	if err != nil {
+		return key.NodePublic{}, unexpectedEOF(err)
+	}
+	k := key.NodePublicFromBytes(b)
+	c.br.Discard(KeyLen)
+	return k, nil
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readPacket reads the packet part of a frame, pktLen bytes, into a pooled
+// buffer the caller then owns.
+func (c *sclient) readPacket(pktLen int) (*packetBuf, error) {
+	pb := getPacketBuf(pktLen)
+	if _, err := io.ReadFull(c.br, pb.b); err != nil {
+		putPacketBuf(pb)
+		return nil, unexpectedEOF(err)
+	}
+	return pb, nil
+}
+
+func (c *sclient) handleSendPacket(n uint32) error {
+	if n < KeyLen {
+		return malformed(FrameSendPacket, int(n), "shorter than a key")
+	}
+	if n-KeyLen > MaxPacketSize {
+		return malformed(FrameSendPacket, int(n), "packet too big")
+	}
+	dst, err := c.readKey()
+	if err != nil {
+		return err
+	}
+	pb, err := c.readPacket(int(n - KeyLen))
+	if err != nil {
+		return err
+	}
+	m := c.s.metrics
+	m.packetsReceived.Add(1)
+	m.bytesReceived.Add(int64(len(pb.b)))
+	disco := looksLikeDisco(pb.b)
+	if disco {
+		m.receivedDisco.Add(1)
+	} else {
+		m.receivedOther.Add(1)
+	}
+	c.s.routePacket(c, c.key, dst, pb, false)
+	return nil
+}
+
+func (c *sclient) handleForwardPacket(n uint32) error {
+	if n < 2*KeyLen {
+		return malformed(FrameForwardPacket, int(n), "shorter than two keys")
+	}
+	if n-2*KeyLen > MaxPacketSize {
+		return malformed(FrameForwardPacket, int(n), "packet too big")
+	}
+	src, err := c.readKey()
+	if err != nil {
+		return err
+	}
+	dst, err := c.readKey()
+	if err != nil {
+		return err
+	}
+	pb, err := c.readPacket(int(n - 2*KeyLen))
+	if err != nil {
+		return err
+	}
+	c.s.metrics.packetsForwardedIn.Add(1)
+	c.s.routePacket(c, src, dst, pb, true)
+	return nil
+}
+
+// homeMoveGrace is how long after connecting a change of preference is an
+// initial announcement rather than a move.
+const homeMoveGrace = 5 * time.Second
+
+func (c *sclient) handleNotePreferred(n uint32) error {
+	if n != 1 {
+		return malformed(FrameNotePreferred, int(n), "must be one byte")
+	}
+	b, err := c.br.ReadByte()
+	if err != nil {
+		return unexpectedEOF(err)
+	}
+	v := b != 0
+	if v == c.preferred {
+		return nil
+	}
+	c.preferred = v
+	m := c.s.metrics
+	if v {
+		m.curHomeConns.Add(1)
+	} else {
+		m.curHomeConns.Add(-1)
+	}
+	if time.Since(c.connected) > homeMoveGrace {
+		if v {
+			m.homeMovesIn.Add(1)
+		} else {
+			m.homeMovesOut.Add(1)
+		}
+	}
+	return nil
+}
+
+func (c *sclient) handlePing(n uint32) error {
+	if n < 8 || n > maxPingLen {
+		return malformed(FramePing, int(n), "length must be 8 to 1000")
+	}
+	c.s.metrics.gotPing.Add(1)
+	b, err := c.br.Peek(8)
+	if err != nil {
+		return unexpectedEOF(err)
+	}
+	data := [8]byte(b)
+	c.br.Discard(8)
+	if err := discardPayload(c.br, n-8); err != nil {
+		return err
+	}
+	c.qmu.Lock()
+	if !c.hasPong && !c.finished {
+		c.pong, c.hasPong = data, true
+		c.wakeLocked()
+	}
+	c.qmu.Unlock()
+	return nil
+}
+
+// enqueue queues a packet from src for writing to c, taking ownership of
+// pb. It never blocks: when the queue is full the oldest packet is
+// dropped.
+func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf) {
+	s := c.s
+	now := s.monoNow()
+	c.qmu.Lock()
+	if c.finished {
+		c.qmu.Unlock()
+		s.recordDrop(pb.b, dropGoneDisconnected)
+		putPacketBuf(pb)
+		return
+	}
+	q := &c.packets
+	if looksLikeDisco(pb.b) {
+		q = &c.disco
+	}
+	old, evicted := q.push(queuedPacket{src: src, buf: pb, enqueued: now})
+	c.wakeLocked()
+	c.qmu.Unlock()
+	if evicted {
+		s.metrics.noteQueueTime(now - old.enqueued)
+		s.recordDrop(old.buf.b, dropQueueHead)
+		putPacketBuf(old.buf)
+	}
+}
+
+// requestPeerGone queues a PeerGone frame for c.
+func (c *sclient) requestPeerGone(peer key.NodePublic, reason PeerGoneReasonType) {
+	c.qmu.Lock()
+	if c.finished {
+		c.qmu.Unlock()
+		return
+	}
+	c.peerGone = append(c.peerGone, PeerGoneMessage{Peer: peer, Reason: reason})
+	c.wakeLocked()
+	c.qmu.Unlock()
+}
+
+// addMeshEvent queues a watcher record; the caller holds Server.mu.
+func (c *sclient) addMeshEvent(ev meshEvent) {
+	c.qmu.Lock()
+	if !c.finished {
+		c.meshEvents = append(c.meshEvents, ev)
+		c.wakeLocked()
+	}
+	c.qmu.Unlock()
+}
+
+// allowNotHere reports whether the per-connection limit on NotHere
+// replies (1/s, burst 3) admits one more.
+func (c *sclient) allowNotHere() bool {
+	if c.notHereLimit == nil {
+		c.notHereLimit = rate.NewLimiter(1, 3)
+	}
+	return c.notHereLimit.Allow()
+}
+
+func (s *Server) monoNow() int64 { return int64(time.Since(s.start)) }

@@ -1,0 +1,349 @@
+package derp
+
+import (
+	"bufio"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/openderp/openderp/key"
+)
+
+// defaultWriteTimeout bounds the writing of each frame to a client.
+const defaultWriteTimeout = 2 * time.Second
+
+// keepAliveJitter is the largest random addition to KeepAlive, fixed per
+// connection so that connections made together do not tick together.
+const keepAliveJitter = 5 * time.Second
+
+// sendBatch is the most packets the send loop takes from its queues under
+// one lock acquisition.
+const sendBatch = 16
+
+// Writing is done by a goroutine that exists only while there is
+// something to write: the first producer to queue work for an idle
+// connection (under qmu) starts it, and it exits once the queues are empty.
+// An idle connection thus costs one goroutine (its reader) and a timer,
+// not two goroutines as in the reference; there is never more than one
+// writer per connection. See docs/compat.md#send-queues.
+
+// startWriting arms the keep-alive timer and lets writers start; it is
+// called once ServerInfo has been written, so nothing overtakes it.
+func (c *sclient) startWriting() {
+	c.kaPeriod = KeepAlive + rand.N(keepAliveJitter)
+	if c.s.keepAliveForTest > 0 {
+		c.kaPeriod = c.s.keepAliveForTest
+	}
+	c.writeLoopFunc = c.writeLoop
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.finished {
+		return
+	}
+	c.ready = true
+	c.kaTimer = time.AfterFunc(c.kaPeriod, c.keepAliveDue)
+	if c.hasWorkLocked() {
+		c.wakeLocked()
+	}
+}
+
+// keepAliveDue runs on the keep-alive timer. The first keep-alive goes out
+// one period after the handshake, then one per period.
+func (c *sclient) keepAliveDue() {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.finished {
+		return
+	}
+	c.keepAlive = true
+	c.wakeLocked()
+	c.kaTimer.Reset(c.kaPeriod)
+}
+
+// wakeLocked starts a writer goroutine unless one is running. qmu must be
+// held.
+func (c *sclient) wakeLocked() {
+	if c.writing || !c.ready || c.finished {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.writeLoopFunc() // a method value made once: "go c.writeLoop()" would allocate
+
+}
+
+func (c *sclient) hasWorkLocked() bool {
+	return c.keepAlive || c.hasPong || len(c.peerGone) > 0 || len(c.meshEvents) > 0 ||
+		c.packets.len() > 0 || c.disco.len() > 0
+}
+
+// writeLoop writes bursts until nothing is queued. On a write error it
+// closes the connection, which ends the read loop and so the connection.
+func (c *sclient) writeLoop() {
+	defer c.writers.Done()
+	for {
+		c.qmu.Lock()
+		if c.finished || !c.hasWorkLocked() {
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		keepAlive := c.keepAlive
+		c.keepAlive = false
+		c.qmu.Unlock()
+
+		if err := c.writeBurst(keepAlive); err != nil {
+			c.qmu.Lock()
+			c.writing = false
+			if c.writeErr == nil {
+				c.writeErr = err
+			}
+			c.qmu.Unlock()
+			c.nc.Close()
+			return
+		}
+	}
+}
+
+// shutdown stops all writing: it marks c finished, stops the keep-alive
+// timer, closes the connection, waits for a running writer, drops whatever
+// was still queued and ends c's PeerGone subscriptions. It returns the
+// error that stopped a writer, if any.
+func (c *sclient) shutdown() error {
+	c.qmu.Lock()
+	c.finished = true
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+	}
+	var drained [2 * sendQueueDepth]queuedPacket
+	n := 0
+	for _, q := range []*packetRing{&c.packets, &c.disco} {
+		for {
+			p, ok := q.pop()
+			if !ok {
+				break
+			}
+			drained[n] = p
+			n++
+		}
+	}
+	c.peerGone, c.meshEvents = nil, nil
+	c.qmu.Unlock()
+
+	c.nc.Close()
+	c.writers.Wait()
+	for _, p := range drained[:n] {
+		c.s.recordDrop(p.buf.b, dropGoneDisconnected)
+		putPacketBuf(p.buf)
+	}
+	c.s.unsubscribeAll(c)
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.writeErr
+}
+
+// writerPool holds the buffered writers of connections that are writing
+// right now. An idle connection holds none, which saves its buffer; the
+// reference does the same with smaller buffers. Whoever takes a writer
+// (writeBurst) returns it after flushing.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufferSize) }}
+
+// writeBufferSize is the size of the pooled write buffers: large enough to
+// batch several full-size frames per system call.
+const writeBufferSize = 16 << 10
+
+// writeBurst borrows a writer, writes a keep-alive if due and everything
+// queued, flushes once and gives the writer back.
+func (c *sclient) writeBurst(keepAlive bool) error {
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(c.nc)
+	c.bw = bw
+	defer func() {
+		c.bw = nil
+		bw.Reset(nil)
+		writerPool.Put(bw)
+	}()
+	frames := 0
+	if keepAlive {
+		if err := c.writeFrameHeader(FrameKeepAlive, 0); err != nil {
+			return err
+		}
+		frames++
+	}
+	n, err := c.drain()
+	frames += n
+	if err != nil {
+		return err
+	}
+	if bw.Buffered() > 0 {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		c.s.metrics.bufferedWriteFrames.Observe(float64(frames))
+	}
+	return nil
+}
+
+// drain writes queued frames until the queues are empty and returns how
+// many it wrote. It does not flush except when the buffer fills.
+func (c *sclient) drain() (frames int, err error) {
+	var batch [sendBatch]queuedPacket
+	for {
+		c.qmu.Lock()
+		gone := c.peerGone
+		c.peerGone = nil
+		events := c.meshEvents
+		c.meshEvents = nil
+		pong, hasPong := c.pong, c.hasPong
+		c.hasPong = false
+		// Alternate between the queues so that neither starves.
+		n := 0
+		for n < sendBatch && (c.disco.len() > 0 || c.packets.len() > 0) {
+			if p, ok := c.disco.pop(); ok {
+				batch[n] = p
+				n++
+			}
+			if n < sendBatch {
+				if p, ok := c.packets.pop(); ok {
+					batch[n] = p
+					n++
+				}
+			}
+		}
+		c.qmu.Unlock()
+
+		if len(gone) == 0 && len(events) == 0 && !hasPong && n == 0 {
+			return frames, nil
+		}
+		for _, g := range gone {
+			if err := c.writePeerGone(g.Peer, g.Reason); err != nil {
+				c.dropBatch(batch[:n])
+				return frames, err
+			}
+			frames++
+		}
+		if len(events) > 0 {
+			if err := c.writeMeshEvents(events); err != nil {
+				c.dropBatch(batch[:n])
+				return frames, err
+			}
+			frames += len(events)
+		}
+		if hasPong {
+			if err := c.writeSmall(FramePong, append(c.scratch[:0], pong[:]...)); err != nil {
+				c.dropBatch(batch[:n])
+				return frames, err
+			}
+			c.s.metrics.sentPong.Add(1)
+			frames++
+		}
+		for i := range n {
+			if err := c.writePacket(&batch[i]); err != nil {
+				c.dropBatch(batch[i+1 : n])
+				return frames, err
+			}
+			frames++
+		}
+	}
+}
+
+// dropBatch counts packets taken from the queue but never written.
+func (c *sclient) dropBatch(ps []queuedPacket) {
+	for i := range ps {
+		c.s.recordDrop(ps[i].buf.b, dropWriteError)
+		putPacketBuf(ps[i].buf)
+		ps[i] = queuedPacket{}
+	}
+}
+
+func (c *sclient) setWriteDeadline() {
+	d := c.s.WriteTimeout
+	if d <= 0 {
+		d = defaultWriteTimeout
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(d))
+}
+
+func (c *sclient) writeFrameHeader(t FrameType, n uint32) error {
+	c.setWriteDeadline()
+	return WriteFrameHeader(c.bw, t, n)
+}
+
+func (c *sclient) writeSmall(t FrameType, payload []byte) error {
+	c.setWriteDeadline()
+	return WriteFrame(c.bw, t, payload)
+}
+
+// writePacket writes one RecvPacket frame and returns the buffer to the
+// pool, whatever happens.
+func (c *sclient) writePacket(p *queuedPacket) error {
+	s := c.s
+	pkt := p.buf.b
+	defer func() {
+		putPacketBuf(p.buf)
+		*p = queuedPacket{}
+	}()
+	s.metrics.noteQueueTime(s.monoNow() - p.enqueued)
+	if _, ok := c.sentFrom[p.src]; !ok && !p.src.IsZero() {
+		if c.sentFrom == nil {
+			c.sentFrom = make(map[key.NodePublic]struct{})
+		}
+		c.sentFrom[p.src] = struct{}{}
+		s.subscribePeerGone(p.src, c)
+	}
+	err := c.writeRecvPacket(p.src, pkt)
+	if err != nil {
+		s.recordDrop(pkt, dropWriteError)
+		return err
+	}
+	s.metrics.packetsSent.Add(1)
+	s.metrics.bytesSent.Add(int64(len(pkt)))
+	return nil
+}
+
+func (c *sclient) writeRecvPacket(src key.NodePublic, pkt []byte) error {
+	c.setWriteDeadline()
+	// A zero source key means protocol version 1 framing: no key at all.
+	if src.IsZero() {
+		return WriteFrame(c.bw, FrameRecvPacket, pkt)
+	}
+	if err := WriteFrameHeader(c.bw, FrameRecvPacket, uint32(KeyLen+len(pkt))); err != nil {
+		return err
+	}
+	if err := writeKey(c.bw, src); err != nil {
+		return err
+	}
+	_, err := c.bw.Write(pkt)
+	return err
+}
+
+func (c *sclient) writePeerGone(peer key.NodePublic, reason PeerGoneReasonType) error {
+	if err := c.writeSmall(FramePeerGone, appendPeerGone(c.scratch[:0], peer, reason)); err != nil {
+		return err
+	}
+	switch reason {
+	case PeerGoneReasonNotHere:
+		c.s.metrics.peerGoneNotHere.Add(1)
+	default:
+		c.s.metrics.peerGoneDisconnected.Add(1)
+	}
+	return nil
+}
+
+// writeMeshEvents writes watcher records without flushing between them.
+func (c *sclient) writeMeshEvents(events []meshEvent) error {
+	c.s.metrics.meshUpdateBatchSize.Observe(float64(len(events)))
+	c.s.metrics.meshUpdateLoopCount.Observe(1)
+	for _, ev := range events {
+		var err error
+		if ev.gone {
+			err = c.writePeerGone(ev.key, PeerGoneReasonDisconnected)
+		} else {
+			err = c.writeSmall(FramePeerPresent, appendPeerPresent(c.scratch[:0], ev.key, ev.ipPort, ev.flags))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

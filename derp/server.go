@@ -1,0 +1,259 @@
+package derp
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"expvar"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/openderp/openderp/key"
+)
+
+// Server is a DERP relay. It accepts connections with Accept, keeps track
+// of which client key is connected where, and relays packets between
+// clients, to and from mesh peers through PacketForwarders.
+//
+// A Server is safe for concurrent use. Its configuration methods (SetMeshKey,
+// SetVerifyClient, ...) should be called before the first Accept.
+type Server struct {
+	// WriteTimeout bounds each frame written to a client once the
+	// handshake is done. Zero means two seconds, the reference's value.
+	WriteTimeout time.Duration
+
+	keepAliveForTest time.Duration // replaces the keep-alive period in tests
+
+	priv     key.NodePrivate // set once
+	pub      key.NodePublic  // set once
+	logf     Logf            // set once
+	metaCert []byte          // set once
+	start    time.Time       // set once; base of queuedPacket.enqueued
+	metrics  *metrics        // set once
+	vars     *expvar.Map     // set once
+
+	cfgMu           sync.RWMutex
+	meshKey         string // guarded by cfgMu
+	verifyClients   bool   // guarded by cfgMu
+	tailscaledSock  string // guarded by cfgMu
+	verifyClientURL string // guarded by cfgMu
+	verifyFailOpen  bool   // guarded by cfgMu
+
+	mu          sync.Mutex
+	closed      bool                                     // guarded by mu
+	clients     map[key.NodePublic]*clientSet            // guarded by mu
+	clientsMesh map[key.NodePublic]PacketForwarder       // guarded by mu; nil value: local only
+	watchers    map[*sclient]struct{}                    // guarded by mu
+	goneSubs    map[key.NodePublic]map[*sclient]struct{} // guarded by mu; who has received from a key
+	keyOfAddr   map[netip.AddrPort]key.NodePublic        // guarded by mu
+	conns       map[Conn]struct{}                        // guarded by mu; every connection inside Accept
+	connNum     int64                                    // guarded by mu
+	rttOnce     sync.Once                                // starts the RTT sampler
+	rttStop     chan struct{}                            // closed by Close
+	accepting   sync.WaitGroup                           // one per running Accept
+	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
+}
+
+// NewServer returns a relay that identifies itself with priv. logf
+// receives connection-level log lines; nil discards them.
+func NewServer(priv key.NodePrivate, logf Logf) *Server {
+	s := &Server{
+		priv:        priv,
+		pub:         priv.Public(),
+		logf:        logf,
+		start:       time.Now(),
+		metrics:     newMetrics(),
+		clients:     make(map[key.NodePublic]*clientSet),
+		clientsMesh: make(map[key.NodePublic]PacketForwarder),
+		watchers:    make(map[*sclient]struct{}),
+		goneSubs:    make(map[key.NodePublic]map[*sclient]struct{}),
+		keyOfAddr:   make(map[netip.AddrPort]key.NodePublic),
+		conns:       make(map[Conn]struct{}),
+		rttStop:     make(chan struct{}),
+	}
+	s.metaCert = s.generateMetaCert()
+	s.vars = s.expvarMap()
+	return s
+}
+
+// PublicKey returns the server's public key.
+func (s *Server) PublicKey() key.NodePublic { return s.pub }
+
+// PrivateKey returns the server's private key.
+func (s *Server) PrivateKey() key.NodePrivate { return s.priv }
+
+// MetaCert returns the DER encoding of the server's self-signed meta
+// certificate, which carries its public key and protocol version. An HTTPS
+// front end appends it to its certificate chain so that clients can skip a
+// round trip (see derphttp).
+func (s *Server) MetaCert() []byte { return s.metaCert }
+
+// ExpVar returns the server's metrics as an expvar set, with the
+// reference's variable names. Publish it under the name "derp".
+func (s *Server) ExpVar() expvar.Var { return s.vars }
+
+// SetMeshKey sets the region's shared mesh key. Clients presenting it
+// become mesh peers: they skip client verification and may forward
+// packets, watch connections and close peers. An empty k disables meshing.
+func (s *Server) SetMeshKey(k string) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	s.meshKey = k
+}
+
+// HasMeshKey reports whether a mesh key is set.
+func (s *Server) HasMeshKey() bool {
+	s.cfgMu.RLock()
+	defer s.cfgMu.RUnlock()
+	return s.meshKey != ""
+}
+
+// MeshKey returns the mesh key, or "" if none is set.
+func (s *Server) MeshKey() string {
+	s.cfgMu.RLock()
+	defer s.cfgMu.RUnlock()
+	return s.meshKey
+}
+
+// isMeshKey reports whether k is the configured mesh key. The comparison
+// takes the same time wherever the keys differ, so that a client cannot
+// guess the key byte by byte from response times (the reference's plain
+// comparison was advisory TS-2025-003).
+func (s *Server) isMeshKey(k string) bool {
+	mk := s.MeshKey()
+	if mk == "" || k == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(mk), []byte(k)) == 1
+}
+
+// SetVerifyClient makes the server admit only clients whose node key the
+// local tailscaled knows, asking it over its LocalAPI socket.
+func (s *Server) SetVerifyClient(v bool) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	s.verifyClients = v
+}
+
+// SetTailscaledSocket sets the path of the tailscaled LocalAPI socket used
+// by SetVerifyClient. The default is DefaultTailscaledSocket.
+func (s *Server) SetTailscaledSocket(path string) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	s.tailscaledSock = path
+}
+
+// SetVerifyClientURL makes the server ask an admission controller at url
+// whether to admit each client. An empty url disables the check.
+func (s *Server) SetVerifyClientURL(url string) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	s.verifyClientURL = url
+}
+
+// SetVerifyClientURLFailOpen sets whether clients are admitted when the
+// admission controller cannot be reached. A controller that answers is
+// always obeyed.
+func (s *Server) SetVerifyClientURLFailOpen(v bool) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	s.verifyFailOpen = v
+}
+
+// Accept serves one client connection until it ends, which it does when
+// the client goes away, breaks the protocol, ctx is cancelled or the
+// server is closed. The caller chooses the goroutine; Accept closes nc
+// before it returns.
+//
+// brw must read from and write to nc. It may already hold bytes the client
+// sent (a fast-start client sends its handshake with the HTTP request).
+// remoteAddr is the client's "ip:port", used for logs, PeerPresent and the
+// admission check.
+func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string) {
+	s.metrics.accepts.Add(1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.connNum++
+	connNum := s.connNum
+	s.conns[nc] = struct{}{}
+	s.accepting.Add(1)
+	s.mu.Unlock()
+	s.startRTTSampler()
+
+	defer func() {
+		nc.Close()
+		s.mu.Lock()
+		delete(s.conns, nc)
+		s.mu.Unlock()
+		s.accepting.Done()
+	}()
+
+	// Cancelling ctx unblocks the reads and writes by closing nc.
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+
+	if err := s.serveConn(ctx, nc, brw, remoteAddr, connNum); err != nil && !s.isClosed() && ctx.Err() == nil {
+		s.logf.printf("derp: %s: %v", remoteAddr, err)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close closes every connection and waits for every Accept to return. It
+// is safe to call more than once; later calls return nil at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.rttStop)
+	for nc := range s.conns {
+		nc.Close()
+	}
+	s.mu.Unlock()
+	s.accepting.Wait()
+	s.background.Wait()
+	return nil
+}
+
+// numClients returns the number of keys in the region (withRemote) or
+// connected locally.
+func (s *Server) numClients(withRemote bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if withRemote {
+		return len(s.clientsMesh)
+	}
+	return len(s.clients)
+}
+
+// recordDrop counts one dropped packet.
+func (s *Server) recordDrop(pkt []byte, reason dropReason) {
+	m := s.metrics
+	m.packetsDropped.Add(1)
+	m.dropReason[reason].Add(1)
+	if looksLikeDisco(pkt) {
+		m.droppedDisco.Add(1)
+	} else {
+		m.droppedOther.Add(1)
+	}
+}
+
+// errServerClosing is used internally to end a read loop quietly.
+var errServerClosing = errors.New("derp: server closing")
+
+// debugLogs turns on verbose per-connection logging (DERP_DEBUG_LOGS).
+var debugLogs = os.Getenv("DERP_DEBUG_LOGS") != ""
