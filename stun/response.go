@@ -87,6 +87,7 @@ func ParseResponse(b []byte) (tx TxID, addr netip.AddrPort, err error) {
 		case attrMapped:
 			plain, err = parseAddr(val, tx, false)
 		case attrFingerprint:
+			// The reference skips it. See docs/compat.md#stun-response-parsing.
 			if !last {
 				err = ErrFingerprintNotLast
 			} else {
