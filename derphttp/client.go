@@ -370,8 +370,18 @@ func (c *Client) Recv() (derp.ReceivedMessage, error) {
 // RecvDetail is like Recv and also returns the connection generation,
 // which increases with every reconnect (the first connection is 1).
 func (c *Client) RecvDetail() (derp.ReceivedMessage, int, error) {
-	cc, err := c.connect(context.Background(), "derphttp.Client.Recv")
+	return c.recvDetail(context.Background())
+}
+
+// recvDetail is RecvDetail with a context for the connect. If ctx ends
+// during the connect, the new connection is dropped at once.
+func (c *Client) recvDetail(ctx context.Context) (derp.ReceivedMessage, int, error) {
+	cc, err := c.connect(ctx, "derphttp.Client.Recv")
 	if err != nil {
+		return nil, 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		c.closeForReconnect(cc)
 		return nil, 0, err
 	}
 	for {

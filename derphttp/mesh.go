@@ -83,7 +83,7 @@ func (c *Client) RunWatchConnectionLoop(ctx context.Context, ignoreServerKey key
 			return
 		}
 		for ctx.Err() == nil {
-			m, gen, err := c.RecvDetail()
+			m, gen, err := c.recvDetail(ctx)
 			if err != nil {
 				clearPresent()
 				if ctx.Err() != nil {
