@@ -370,12 +370,21 @@ func (c *Client) Recv() (derp.ReceivedMessage, error) {
 // RecvDetail is like Recv and also returns the connection generation,
 // which increases with every reconnect (the first connection is 1).
 func (c *Client) RecvDetail() (derp.ReceivedMessage, int, error) {
-	return c.recvDetail(context.Background())
+	return c.recvDetail(context.Background(), nil)
+}
+
+// RecvInto is like Recv but stores a received packet in *p and returns p
+// itself, so that a receive loop runs without allocating. Other messages
+// are returned as by Recv.
+func (c *Client) RecvInto(p *derp.ReceivedPacket) (derp.ReceivedMessage, error) {
+	m, _, err := c.recvDetail(context.Background(), p)
+	return m, err
 }
 
 // recvDetail is RecvDetail with a context for the connect. If ctx ends
-// during the connect, the new connection is dropped at once.
-func (c *Client) recvDetail(ctx context.Context) (derp.ReceivedMessage, int, error) {
+// during the connect, the new connection is dropped at once. With a
+// non-nil p, packets are received into it.
+func (c *Client) recvDetail(ctx context.Context, p *derp.ReceivedPacket) (derp.ReceivedMessage, int, error) {
 	cc, err := c.connect(ctx, "derphttp.Client.Recv")
 	if err != nil {
 		return nil, 0, err
@@ -386,7 +395,12 @@ func (c *Client) recvDetail(ctx context.Context) (derp.ReceivedMessage, int, err
 	}
 	for {
 		cc.nc.SetReadDeadline(time.Now().Add(recvTimeout))
-		m, err := cc.dc.Recv()
+		var m derp.ReceivedMessage
+		if p != nil {
+			m, err = cc.dc.RecvInto(p)
+		} else {
+			m, err = cc.dc.Recv()
+		}
 		if err != nil {
 			c.closeForReconnect(cc)
 			if c.isClosed() {

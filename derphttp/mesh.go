@@ -83,7 +83,7 @@ func (c *Client) RunWatchConnectionLoop(ctx context.Context, ignoreServerKey key
 			return
 		}
 		for ctx.Err() == nil {
-			m, gen, err := c.recvDetail(ctx)
+			m, gen, err := c.recvDetail(ctx, nil)
 			if err != nil {
 				clearPresent()
 				if ctx.Err() != nil {
