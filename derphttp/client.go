@@ -258,6 +258,7 @@ func (c *Client) ForwardPacket(src, dst key.NodePublic, pkt []byte) error {
 	}
 	// A write deadline instead of a watchdog timer keeps the mesh relay
 	// path free of allocations.
+	// See docs/compat.md#forward-timeout.
 	cc.fwdMu.Lock()
 	cc.nc.SetWriteDeadline(time.Now().Add(forwardTimeout))
 	err = cc.dc.ForwardPacket(src, dst, pkt)

@@ -302,3 +302,70 @@ func TestMetaCertTLS12Ignored(t *testing.T) {
 		t.Fatalf("ParseMetaCert = %v, %d, %v; want server key, version 2", k, v, ok)
 	}
 }
+
+func TestURLDialerAndClosePeer(t *testing.T) {
+	const meshKey = "mesh"
+	ts := newTestServer(t, serverOpts{meshKey: meshKey})
+	m, err := derphttp.NewClient(ts.s.PrivateKey(), "http://derp.invalid:80/derp", t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.MeshKey = meshKey
+	m.BaseContext = context.Background
+	dials := 0
+	m.SetURLDialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials++
+		if addr != "derp.invalid:80" {
+			t.Errorf("dialer asked for %s %s", network, addr)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, ts.addr)
+	})
+	victim := newClient(t, ts, nil)
+	waitServerInfo(t, victim)
+	if err := m.ClosePeer(victim.SelfPublicKey()); err != nil {
+		t.Fatal(err)
+	}
+	if dials != 1 {
+		t.Errorf("dialer called %d times; want 1", dials)
+	}
+	for range 100 {
+		if _, err := victim.Recv(); err != nil {
+			break
+		}
+	}
+	// The victim reconnects on its next use.
+	waitServerInfo(t, victim)
+	if victim.ConnGen() != 2 {
+		t.Errorf("victim generation %d; want 2", victim.ConnGen())
+	}
+
+	// A mesh peer forwards on behalf of another key.
+	src := key.NewNode().Public()
+	if err := m.ForwardPacket(src, victim.SelfPublicKey(), []byte("fwd")); err != nil {
+		t.Fatal(err)
+	}
+	p := recvPacket(t, victim)
+	if p.Source != src || string(p.Data) != "fwd" {
+		t.Errorf("forwarded packet %q from %v", p.Data, p.Source)
+	}
+}
+
+func TestRecvInto(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	a, b := newClient(t, ts, nil), newClient(t, ts, nil)
+	waitServerInfo(t, a)
+	waitServerInfo(t, b)
+	if err := a.Send(b.SelfPublicKey(), []byte("into")); err != nil {
+		t.Fatal(err)
+	}
+	var p derp.ReceivedPacket
+	m, err := b.RecvInto(&p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m != &p || string(p.Data) != "into" || p.Source != a.SelfPublicKey() {
+		t.Fatalf("RecvInto = %v (%q)", m, p.Data)
+	}
+}

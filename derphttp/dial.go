@@ -216,6 +216,8 @@ func (c *Client) requestURL(node *derpmap.Node) string {
 		return c.url.String()
 	}
 	scheme := "https"
+	// The dial port stays DERPPort even then.
+	// See docs/compat.md#derp-http-port.
 	if c.forceHTTPOnly {
 		scheme = "http"
 	}

@@ -32,6 +32,7 @@ func ParseMetaCert(certs []*x509.Certificate) (pub key.NodePublic, version int, 
 			continue
 		}
 		sn := c.SerialNumber
+		// See docs/compat.md#meta-cert-serial.
 		if sn.Sign() < 0 || sn.BitLen() > 8 {
 			continue
 		}

@@ -74,6 +74,7 @@ func dialProxy(ctx context.Context, proxy *url.URL, n *derpmap.Node) (net.Conn, 
 		pc.Close()
 		return nil, fmt.Errorf("proxy refused CONNECT to %s: %s", target, res.Status)
 	}
+	// See docs/compat.md#proxy-target.
 	if br.Buffered() > 0 {
 		// The proxy must not speak for the server before we do.
 		pc.Close()

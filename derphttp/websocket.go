@@ -11,6 +11,8 @@ import (
 	"github.com/openderp/openderp/derp"
 )
 
+// See docs/compat.md#ws-accepts.
+//
 // webSocketAccepts counts WebSocket DERP connections accepted by every
 // WebSocketHandler in the process; see WebSocketAccepts.
 var webSocketAccepts atomic.Int64
