@@ -82,7 +82,6 @@ type recordingConn struct {
 
 type writeRecorder struct {
 	mu   sync.Mutex
-	buf  bytes.Buffer
 	sent bool // whether anything starting "HTTP/1.1 101" was written
 }
 
