@@ -216,3 +216,48 @@ func TestProxyConnect(t *testing.T) {
 		t.Errorf("Proxy-Authorization %q; want Basic dTpw", proxy.auths[0])
 	}
 }
+
+func TestRegionNodeDialing(t *testing.T) {
+	ca := newTestCA(t)
+	ts := newTestServer(t, serverOpts{tls: ca})
+	p := port(t, ts)
+	tests := []struct {
+		name       string
+		node       derpmap.Node
+		preferIPv6 bool
+		trustCA    bool
+		wantErr    string
+	}{
+		// The server listens on IPv4 only: IPv6 is refused and IPv4,
+		// delayed 200 ms when IPv6 is preferred, wins.
+		{name: "both families, v6 preferred", node: derpmap.Node{HostName: "derp.test", IPv4: "127.0.0.1", IPv6: "::1"}, preferIPv6: true, trustCA: true},
+		{name: "both families", node: derpmap.Node{HostName: "derp.test", IPv4: "127.0.0.1", IPv6: "::1"}, trustCA: true},
+		{name: "v6 only", node: derpmap.Node{HostName: "derp.test", IPv4: "none", IPv6: "::1"}, trustCA: true, wantErr: "dial tcp6"},
+		{name: "insecure for tests", node: derpmap.Node{HostName: "derp.test", IPv4: "127.0.0.1", IPv6: "none", InsecureForTests: true}},
+		{name: "untrusted", node: derpmap.Node{HostName: "derp.test", IPv4: "127.0.0.1", IPv6: "none"}, wantErr: "TLS handshake"},
+		{name: "wrong cert name", node: derpmap.Node{HostName: "derp.test", CertName: "elsewhere.test", IPv4: "127.0.0.1", IPv6: "none"}, trustCA: true, wantErr: "elsewhere.test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := tt.node
+			n.Name, n.RegionID, n.DERPPort = "n", 5, p
+			region := &derpmap.Region{RegionID: 5, RegionCode: "nd", Nodes: []*derpmap.Node{&n}}
+			c := derphttp.NewRegionClient(key.NewNode(), t.Logf, func() *derpmap.Region { return region })
+			defer c.Close()
+			if tt.trustCA {
+				c.TLSConfig = &tls.Config{RootCAs: ca.pool}
+			}
+			c.SetAddressFamilySelector(func() bool { return tt.preferIPv6 })
+			err := c.Connect(context.Background())
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Connect: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Connect() = %v; want error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
