@@ -92,12 +92,12 @@ type Client struct {
 	watchRetry    time.Duration // RunWatchConnectionLoop's back-off; tests shorten it
 	forceHTTPOnly bool          // TS_DEBUG_USE_DERP_HTTP, read at construction
 
-	mu        sync.Mutex // held during connects
-	closed    bool       // guarded by mu
-	conn      *conn      // guarded by mu; nil when not connected
-	connGen   int        // guarded by mu; incremented per successful connect
-	preferred bool       // guarded by mu
-	serverPub key.NodePublic
+	mu        sync.Mutex           // held during connects
+	closed    bool                 // guarded by mu
+	conn      *conn                // guarded by mu; nil when not connected
+	connGen   int                  // guarded by mu; incremented per successful connect
+	preferred bool                 // guarded by mu
+	serverPub key.NodePublic       // guarded by mu; key of the last server connected to
 	tlsState  *tls.ConnectionState // guarded by mu
 
 	cur atomic.Pointer[conn] // snapshot of conn for calls that never connect
