@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -231,22 +230,10 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 	} else {
 		cfg = new(tls.Config)
 	}
-	if node == nil {
-		cfg.ServerName = c.url.Hostname()
-	} else {
+	if node != nil {
 		cfg.ServerName = node.HostName
-		if node.InsecureForTests {
-			cfg.InsecureSkipVerify = true
-			cfg.VerifyConnection = nil
-		} else if node.CertName != "" && node.CertName != node.HostName {
-			// Keep HostName as SNI but check the certificate for CertName.
-			roots := cfg.RootCAs
-			name := node.CertName
-			cfg.InsecureSkipVerify = true
-			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-				return verifyChain(cs.PeerCertificates, name, roots)
-			}
-		}
+	} else {
+		cfg.ServerName = c.url.Hostname()
 	}
 	if f := os.Getenv("SSLKEYLOGFILE"); f != "" && cfg.KeyLogWriter == nil {
 		if w, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
@@ -254,21 +241,25 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 			cfg.KeyLogWriter = w
 		}
 	}
+	if node != nil && node.InsecureForTests {
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = nil
+		return cfg
+	}
+	if cfg.InsecureSkipVerify {
+		return cfg // the caller's choice
+	}
+	certName := cfg.ServerName
+	if node != nil && node.CertName != "" {
+		// SNI stays HostName; the certificate must carry CertName.
+		certName = node.CertName
+	}
+	roots := cfg.RootCAs
+	cfg.InsecureSkipVerify = true // verifyServerCert does it instead
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		return verifyServerCert(cs.PeerCertificates, certName, roots)
+	}
 	return cfg
-}
-
-// verifyChain checks that the leaf of certs is valid for name, using the
-// rest as intermediates.
-func verifyChain(certs []*x509.Certificate, name string, roots *x509.CertPool) error {
-	if len(certs) == 0 {
-		return errors.New("no certificates presented")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err := certs[0].Verify(x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: inter})
-	return err
 }
 
 // dialURL dials a URL client's server.
@@ -291,10 +282,13 @@ func (c *Client) dialURL(ctx context.Context) (net.Conn, error) {
 
 func (c *Client) dialWebSocket(ctx context.Context, region *derpmap.Region) (*conn, *tls.ConnectionState, error) {
 	u := c.requestURLWebSocket(region)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: c.TLSConfig, Proxy: nil}}
-	if region != nil && len(region.Nodes) > 0 {
-		hc.Transport.(*http.Transport).TLSClientConfig = c.tlsConfig(region.Nodes[0])
+	var tcfg *tls.Config
+	if region == nil {
+		tcfg = c.tlsConfig(nil)
+	} else if len(region.Nodes) > 0 {
+		tcfg = c.tlsConfig(region.Nodes[0])
 	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tcfg, Proxy: http.ProxyFromEnvironment}}
 	defer hc.CloseIdleConnections()
 	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient:   hc,
