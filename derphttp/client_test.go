@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"expvar"
 	"net"
 	"strings"
 	"testing"
@@ -367,5 +368,64 @@ func TestRecvInto(t *testing.T) {
 	}
 	if m != &p || string(p.Data) != "into" || p.Source != a.SelfPublicKey() {
 		t.Fatalf("RecvInto = %v (%q)", m, p.Data)
+	}
+}
+
+// homeConns reads the server's count of connections marked preferred.
+func homeConns(t *testing.T, s *derp.Server) string {
+	t.Helper()
+	return s.ExpVar().(*expvar.Map).Get("gauge_current_home_connections").String()
+}
+
+// syncWithServer waits until the server has processed everything c sent before.
+func syncWithServer(t *testing.T, c *derphttp.Client) {
+	t.Helper()
+	if err := c.SendPing([8]byte{9}); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		m, err := c.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.(derp.PongMessage); ok {
+			return
+		}
+	}
+	t.Fatal("no pong")
+}
+
+func TestPreferredSurvivesReconnect(t *testing.T) {
+	ts := newTestServer(t, serverOpts{})
+	c := newClient(t, ts, nil)
+	c.NotePreferred(true)
+	waitServerInfo(t, c)
+	syncWithServer(t, c)
+	if got := homeConns(t, ts.s); got != "1" {
+		t.Fatalf("home connections = %s; want 1", got)
+	}
+	if !c.BreakConn() {
+		t.Fatal("not connected")
+	}
+	if _, err := c.Recv(); err == nil {
+		t.Fatal("Recv on broken connection succeeded")
+	}
+	waitServerInfo(t, c) // reconnects
+	syncWithServer(t, c)
+	// Once the server has dropped the old connection, the new one must
+	// count as preferred without having been told again.
+	for range 100 {
+		if ts.s.ExpVar().(*expvar.Map).Get("gauge_current_connections").String() == "1" {
+			break
+		}
+		syncWithServer(t, c)
+	}
+	if got := homeConns(t, ts.s); got != "1" {
+		t.Fatalf("home connections after reconnect = %s; want 1", got)
+	}
+	c.NotePreferred(false)
+	syncWithServer(t, c)
+	if got := homeConns(t, ts.s); got != "0" {
+		t.Fatalf("home connections after NotePreferred(false) = %s; want 0", got)
 	}
 }
