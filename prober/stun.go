@@ -1,0 +1,84 @@
+package prober
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/openderp/openderp/derpmap"
+	"github.com/openderp/openderp/stun"
+)
+
+// STUN probe timing: each request waits stunReadTimeout for its answer; a
+// read that fails faster than stunFastFail is a real error, not a timeout.
+const (
+	stunReadTimeout = 2 * time.Second
+	stunFastFail    = time.Second
+	stunRetryPause  = 100 * time.Millisecond
+)
+
+// stunClass returns the STUN probe of ip and port (0 meaning 3478).
+func (d *DERPProber) stunClass(ip netip.Addr, port int) ProbeClass {
+	if port == 0 {
+		port = derpmap.DefaultSTUNPort
+	}
+	dst := netip.AddrPortFrom(ip, uint16(port))
+	return ProbeClass{Class: "derp_udp", Probe: func(ctx context.Context) error { return probeSTUN(ctx, dst) }}
+}
+
+// probeSTUN sends binding requests to dst until a valid answer arrives or
+// ctx ends.
+func probeSTUN(ctx context.Context, dst netip.AddrPort) error {
+	conn, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return fmt.Errorf("listening for STUN: %w", err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	tx := stun.NewTxID()
+	req := stun.Request(tx)
+	buf := make([]byte, 9000)
+	for {
+		if _, err := conn.WriteToUDPAddrPort(req, dst); err != nil {
+			return fmt.Errorf("sending STUN request to %v: %w", dst.Addr(), err)
+		}
+		sent := time.Now()
+		if ctx.Err() != nil {
+			return fmt.Errorf("timeout reading from %v: %w", dst.Addr(), ctx.Err())
+		}
+		dl := sent.Add(stunReadTimeout)
+		if cd, ok := ctx.Deadline(); ok && cd.Before(dl) {
+			dl = cd
+		}
+		conn.SetReadDeadline(dl)
+		n, _, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("timeout reading from %v: %w", dst.Addr(), err)
+			}
+			if time.Since(sent) < stunFastFail {
+				return fmt.Errorf("error reading from %v: %w", dst.Addr(), err)
+			}
+			t := time.NewTimer(stunRetryPause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("timeout reading from %v: %w", dst.Addr(), ctx.Err())
+			case <-t.C:
+			}
+			continue
+		}
+		rtx, _, err := stun.ParseResponse(buf[:n])
+		if err != nil {
+			return fmt.Errorf("parsing STUN response from %v: %w", dst.Addr(), err)
+		}
+		if rtx != tx {
+			return fmt.Errorf("STUN response from %v has transaction ID %v; want %v", dst.Addr(), rtx, tx)
+		}
+		return nil
+	}
+}
