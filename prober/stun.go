@@ -31,9 +31,13 @@ func (d *DERPProber) stunClass(ip netip.Addr, port int) ProbeClass {
 // probeSTUN sends binding requests to dst until a valid answer arrives or
 // ctx ends.
 func probeSTUN(ctx context.Context, dst netip.AddrPort) error {
-	conn, err := net.ListenUDP("udp", nil)
+	// A connected socket, unlike the reference's unconnected one, learns
+	// of ICMP port-unreachable replies, so a node without a STUN server
+	// fails at once rather than at the timeout.
+	// See docs/compat.md#prober-udp.
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
 	if err != nil {
-		return fmt.Errorf("listening for STUN: %w", err)
+		return fmt.Errorf("opening UDP socket to %v: %w", dst.Addr(), err)
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
@@ -43,7 +47,7 @@ func probeSTUN(ctx context.Context, dst netip.AddrPort) error {
 	req := stun.Request(tx)
 	buf := make([]byte, 9000)
 	for {
-		if _, err := conn.WriteToUDPAddrPort(req, dst); err != nil {
+		if _, err := conn.Write(req); err != nil {
 			return fmt.Errorf("sending STUN request to %v: %w", dst.Addr(), err)
 		}
 		sent := time.Now()
@@ -55,7 +59,7 @@ func probeSTUN(ctx context.Context, dst netip.AddrPort) error {
 			dl = cd
 		}
 		conn.SetReadDeadline(dl)
-		n, _, err := conn.ReadFromUDPAddrPort(buf)
+		n, err := conn.Read(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("timeout reading from %v: %w", dst.Addr(), err)
