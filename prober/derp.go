@@ -209,7 +209,7 @@ func (d *DERPProber) wanted(m *derpmap.Map) map[string]wantedProbe {
 			if d.stunInterval > 0 && n.STUNPort >= 0 {
 				// Only addresses that parse get a probe: "none" and
 				// other non-addresses mean the family is off.
-				// See docs/compat.md#prober-udp-none.
+				// See docs/compat.md#prober-udp.
 				if ip, ok := nodeIP(n.IPv6, true); ok {
 					out[prefix+"udp6"] = wantedProbe{d.stunInterval, labels, d.stunClass(ip, n.STUNPort)}
 				}
