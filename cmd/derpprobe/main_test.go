@@ -344,4 +344,3 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Errorf("failing probe-run page in Chromium:\n%s", run)
 	}
 }
-
