@@ -199,3 +199,35 @@ func TestDERPSources(t *testing.T) {
 		t.Errorf("local map without tailscaled: %v; want ErrNoTailscaled", err)
 	}
 }
+
+func TestMeshProbeWithoutMesh(t *testing.T) {
+	// Two nodes that do not mesh: a packet from a client on a to a client
+	// on b is dropped, so the probe must end at its timeout, cleanly.
+	ca := probertest.NewCA(t)
+	a := probertest.StartNode(t, probertest.NodeOpts{CA: ca})
+	b := probertest.StartNode(t, probertest.NodeOpts{CA: ca})
+	src := &mapSource{m: &derpmap.Map{Regions: map[int]*derpmap.Region{
+		1: probertest.Region(1, "x", a.MapNode("a", 1), b.MapNode("b", 1)),
+	}}}
+	p := prober.New().WithOnce(true)
+	defer p.Close()
+	dp, err := prober.DERP(p, "https://example.invalid/", prober.WithFetch(src.fetch),
+		prober.WithTLSConfig(ca.TLSConfig()), prober.WithMeshProbing(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Run("derpmap-probe", time.Second, nil, dp.ProbeMap())
+	p.Wait()
+	infos := p.ProbeInfo()
+	for _, name := range []string{"derp/x/a/a/mesh", "derp/x/b/b/mesh"} {
+		if !infos[name].Result {
+			t.Errorf("%s failed: %s", name, infos[name].Error)
+		}
+	}
+	for _, name := range []string{"derp/x/a/b/mesh", "derp/x/b/a/mesh"} {
+		info := infos[name]
+		if info.Result || !strings.Contains(info.Error, "timeout") || !strings.Contains(info.Error, "] -> [") {
+			t.Errorf("%s: Result %v Error %q; want a timeout between two short keys", name, info.Result, info.Error)
+		}
+	}
+}
