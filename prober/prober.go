@@ -103,7 +103,7 @@ var reservedLabels = []string{"name", "class", "status"}
 // starts it, and returns it. Registering a name twice, a non-positive
 // interval, or a label that clashes with name, class or status is a
 // programming error and panics. After Close, Run returns a probe that
-// never runs.
+// never runs and is not registered.
 func (p *Prober) Run(name string, interval time.Duration, labels Labels, pc ProbeClass) *Probe {
 	if interval <= 0 {
 		panic(fmt.Sprintf("prober: probe %q: interval %v is not positive", name, interval))
@@ -138,12 +138,14 @@ func (p *Prober) Run(name string, interval time.Duration, labels Labels, pc Prob
 	if _, dup := p.probes[name]; dup {
 		panic(fmt.Sprintf("prober: probe %q registered twice", name))
 	}
-	p.probes[name] = pr
 	if p.closed {
+		// A probe created by a run that raced with Close: it never runs
+		// and is not registered.
 		pr.cancel()
 		close(pr.done)
 		return pr
 	}
+	p.probes[name] = pr
 	go pr.loop()
 	return pr
 }
@@ -212,7 +214,7 @@ func (p *Prober) Wait() {
 }
 
 // Close stops every probe, waits for their goroutines to finish and
-// unregisters them. Later Run calls register probes that never run.
+// unregisters them. Probes passed to Run later never run.
 func (p *Prober) Close() error {
 	p.mu.Lock()
 	p.closed = true

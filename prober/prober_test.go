@@ -226,6 +226,9 @@ func TestCloseStopsAndUnregisters(t *testing.T) {
 		if got := n.Load(); got != 0 {
 			t.Errorf("runs = %d; want 0", got)
 		}
+		if p.Probe("late") != nil {
+			t.Errorf("probe registered after Close")
+		}
 	})
 }
 
