@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"encoding/json"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,5 +233,46 @@ func TestMeshProbeWithoutMesh(t *testing.T) {
 		if info.Result || !strings.Contains(info.Error, "timeout") || !strings.Contains(info.Error, "] -> [") {
 			t.Errorf("%s: Result %v Error %q; want a timeout between two short keys", name, info.Result, info.Error)
 		}
+	}
+}
+
+func TestDERPMapOverHTTP(t *testing.T) {
+	m := &derpmap.Map{Regions: map[int]*derpmap.Region{
+		1: probertest.Region(1, "one", &derpmap.Node{Name: "1a", RegionID: 1, HostName: "1a.test", IPv4: "192.0.2.1"}),
+	}}
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code := int(status.Load()); code != http.StatusOK {
+			http.Error(w, "nope", code)
+			return
+		}
+		json.NewEncoder(w).Encode(m)
+	}))
+	defer srv.Close()
+	p := prober.New().WithSpread(true)
+	defer p.Close()
+	dp, err := prober.DERP(p, srv.URL+"/derpmap/default", prober.WithTLSProbing(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := dp.ProbeMap().Probe
+	if err := probe(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := dp.ProbeNames(); !slices.Equal(got, []string{"derp/one/1a/tls"}) {
+		t.Errorf("probes = %v", got)
+	}
+	status.Store(http.StatusInternalServerError)
+	if err := probe(t.Context()); err == nil || !strings.Contains(err.Error(), "500") {
+		t.Errorf("probe with a 500 answer = %v; want an error naming the status", err)
+	}
+	// Server gone: a transport error, so the cached map stands in.
+	srv.Close()
+	if err := probe(t.Context()); err != nil {
+		t.Errorf("probe with the server gone = %v; want nil (cached map)", err)
+	}
+	if got := dp.ProbeNames(); !slices.Equal(got, []string{"derp/one/1a/tls"}) {
+		t.Errorf("probes after a failed fetch = %v", got)
 	}
 }
