@@ -2,9 +2,9 @@ package prober_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"encoding/json"
 	"maps"
 	"net/http"
 	"net/http/httptest"
