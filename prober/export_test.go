@@ -6,3 +6,5 @@ import "time"
 func (p *Prober) SetNow(now func() time.Time) { p.now = now }
 
 var InitialDelay = initialDelay
+
+var ProbeSTUN = probeSTUN

@@ -2,6 +2,7 @@ package prober
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -55,13 +56,17 @@ func probeSTUN(ctx context.Context, dst netip.AddrPort) error {
 			return fmt.Errorf("timeout reading from %v: %w", dst.Addr(), ctx.Err())
 		}
 		dl := sent.Add(stunReadTimeout)
+		ctxDeadline := false
 		if cd, ok := ctx.Deadline(); ok && cd.Before(dl) {
-			dl = cd
+			dl, ctxDeadline = cd, true
 		}
 		conn.SetReadDeadline(dl)
 		n, err := conn.Read(buf)
 		if err != nil {
-			if ctx.Err() != nil {
+			// The socket deadline may fire a moment before ctx notices
+			// its own.
+			var ne net.Error
+			if ctx.Err() != nil || ctxDeadline && errors.As(err, &ne) && ne.Timeout() {
 				return fmt.Errorf("timeout reading from %v: %w", dst.Addr(), err)
 			}
 			if time.Since(sent) < stunFastFail {
