@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -342,5 +343,45 @@ func TestStatusPageInChromium(t *testing.T) {
 	run = dumpDOM(t, browser, base+buttons["derp/lab/c/tls"])
 	if !strings.Contains(run, "Probe failed: connecting to localhost:") {
 		t.Errorf("failing probe-run page in Chromium:\n%s", run)
+	}
+}
+
+func TestServeFollowsMapChanges(t *testing.T) {
+	ca := probertest.NewCA(t)
+	a := probertest.StartNode(t, probertest.NodeOpts{CA: ca})
+	m := &derpmap.Map{Regions: map[int]*derpmap.Region{
+		900: probertest.Region(900, "lab", a.MapNode("a", 900), probertest.DeadNode(t, "c", 900)),
+	}}
+	mapURL := probertest.WriteMap(t, m)
+	base := serve(t, testConfig(t, mapURL, ca), 9)
+
+	// Node c leaves the map; re-reading it now drops c's probes.
+	m.Regions[900].Nodes = m.Regions[900].Nodes[:1]
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(strings.TrimPrefix(mapURL, "file://"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get(base + "/debug/probe-run?name=derpmap-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("running derpmap-probe: %s", res.Status)
+	}
+	res, err = http.Get(base + "/?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st prober.Status
+	json.NewDecoder(res.Body).Decode(&st)
+	res.Body.Close()
+	var names []string
+	for _, p := range st.Probes {
+		names = append(names, p.Name)
+	}
+	want := []string{"derp/lab/a/a/mesh", "derp/lab/a/tls", "derp/lab/a/udp", "derpmap-probe"}
+	if !slices.Equal(names, want) {
+		t.Errorf("probes after the map change: %v; want %v", names, want)
 	}
 }
