@@ -137,10 +137,10 @@ func (p *ourPeer) pub() [32]byte { return p.c.PublicKey().Raw32() }
 func (p *ourPeer) send(dst [32]byte, b []byte) error {
 	return p.c.Send(ourkey.NodePublicFromRaw32(dst), b)
 }
-func (p *ourPeer) ping(d [8]byte) error          { return p.c.SendPing(d) }
-func (p *ourPeer) watch() error                  { return p.c.WatchConnectionChanges() }
-func (p *ourPeer) notePreferred(v bool) error    { return p.c.NotePreferred(v) }
-func (p *ourPeer) close()                        { p.c.Close() }
+func (p *ourPeer) ping(d [8]byte) error       { return p.c.SendPing(d) }
+func (p *ourPeer) watch() error               { return p.c.WatchConnectionChanges() }
+func (p *ourPeer) notePreferred(v bool) error { return p.c.NotePreferred(v) }
+func (p *ourPeer) close()                     { p.c.Close() }
 func (p *ourPeer) recv() (msg, error) {
 	p.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	m, err := p.c.Recv()

@@ -96,13 +96,13 @@ func TestServeLoopback(t *testing.T) {
 				t.Fatalf("reply to generic request = %v, %v; want %v, %v", gotTx, got, tx2, self)
 			}
 
-			m := s.Metrics()
 			want := stunserver.Metrics{Success: 2}
 			if network == "udp4" {
 				want.IPv4 = 2
 			} else {
 				want.IPv6 = 2
 			}
+			m := settledMetrics(s, func(m stunserver.Metrics) bool { return m == want })
 			if m != want {
 				t.Fatalf("Metrics() = %+v; want %+v", m, want)
 			}
@@ -156,7 +156,7 @@ func TestJunkFlood(t *testing.T) {
 			t.Fatalf("round %d: reply tx %v; want %v", r, gotTx, tx)
 		}
 	}
-	m := s.Metrics()
+	m := settledMetrics(s, func(m stunserver.Metrics) bool { return m.Success == rounds })
 	if m.NotSTUN != uint64(sent) || m.Success != rounds || m.IPv4 != rounds {
 		t.Fatalf("Metrics() = %+v; want NotSTUN %d, Success and IPv4 %d", m, sent, rounds)
 	}
@@ -260,9 +260,17 @@ func TestExpVar(t *testing.T) {
 	c.Write([]byte("junk"))
 	exchange(t, c, stun.Request(stun.NewTxID()))
 
+	// The server counts a success after its write returns, which may be
+	// after the client has the reply: wait (bounded) for the count.
 	var got map[string]map[string]uint64
-	if err := json.Unmarshal([]byte(s.ExpVar().String()), &got); err != nil {
-		t.Fatalf("ExpVar JSON %s: %v", s.ExpVar().String(), err)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		got = nil
+		if err := json.Unmarshal([]byte(s.ExpVar().String()), &got); err != nil {
+			t.Fatalf("ExpVar JSON %s: %v", s.ExpVar().String(), err)
+		}
+		if got["counter_requests"]["success"] == 1 || time.Now().After(deadline) {
+			break
+		}
 	}
 	want := map[string]map[string]uint64{
 		"counter_requests":   {"read_error": 0, "not_stun": 1, "write_error": 0, "success": 1},
@@ -383,4 +391,18 @@ func (c *fakeConn) LocalAddr() net.Addr { return &net.UDPAddr{} }
 func (c *fakeConn) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
 	return nil
+}
+
+// settledMetrics returns the server's metrics once ok holds, or after five
+// seconds: the server counts a success after its write returns, which can
+// be after the client has read the reply.
+func settledMetrics(s *stunserver.Server, ok func(stunserver.Metrics) bool) stunserver.Metrics {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := s.Metrics()
+		if ok(m) || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
