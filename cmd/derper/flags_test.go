@@ -122,3 +122,8 @@ func TestMachineDefaults(t *testing.T) {
 		t.Errorf("meshPSKFile = %q, want %q", d.meshPSKFile, p)
 	}
 }
+
+// opts returns the default options.
+func opts() *options {
+	return registerFlags(flag.NewFlagSet("derper", flag.ContinueOnError), flagDefaults{})
+}
