@@ -120,10 +120,16 @@ func manualFileName(hostname string) string {
 	}, hostname)
 }
 
-func newManual(dir, hostname string) (*manualProvider, error) {
+// ManualFiles returns the certificate and key file names that manual mode
+// reads for hostname: <dir>/<name>.crt and <dir>/<name>.key, where name is
+// hostname without characters outside [A-Za-z0-9.-].
+func ManualFiles(dir, hostname string) (crt, key string) {
 	name := manualFileName(hostname)
-	crt := filepath.Join(dir, name+".crt")
-	keyFile := filepath.Join(dir, name+".key")
+	return filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+}
+
+func newManual(dir, hostname string) (*manualProvider, error) {
+	crt, keyFile := ManualFiles(dir, hostname)
 	cert, err := tls.LoadX509KeyPair(crt, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("certs: loading %s: %w", crt, err)
