@@ -1,3 +1,5 @@
+//go:build derper_wiring
+
 package main
 
 import (
@@ -10,7 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/openderp/openderp/internal/certs"

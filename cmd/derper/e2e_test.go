@@ -178,7 +178,9 @@ func relay(t *testing.T, url1, url2 string, tcfg *tls.Config, dialTo string) {
 	if dialTo != "" {
 		// The URLs name a host without DNS; dial loopback instead.
 		var d net.Dialer
-		dial := func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, dialTo) }
+		dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, dialTo)
+		}
 		c1.SetURLDialer(dial)
 		c2.SetURLDialer(dial)
 	}
