@@ -62,7 +62,9 @@ func TestE2EACME(t *testing.T) {
 	}
 
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext:     func(ctx context.Context, network, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, network, addr) },
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
 		TLSClientConfig: &tls.Config{ServerName: host, RootCAs: pb.IssuedRoots},
 	}}
 	resp, _ := httpGet(t, hc, "https://"+host+"/derp/probe")
