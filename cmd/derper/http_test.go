@@ -115,3 +115,19 @@ func TestErrorLogFilter(t *testing.T) {
 		t.Errorf("log = %q", got)
 	}
 }
+
+func TestMetricNames(t *testing.T) {
+	m := newTLSMetrics().vars()
+	if m["derper_tls_request_version"] == nil || m["gauge_derper_tls_active_version"] == nil || len(m) != 2 {
+		t.Errorf("tls metrics: %v", m)
+	}
+	l := newLimitedListener(nil, 1, 1).expVar()
+	if l.Get("counter_accepted_connections") == nil || l.Get("counter_rejected_connections") == nil {
+		t.Errorf("tls_listener: %v", l)
+	}
+	rec := httptest.NewRecorder()
+	withBrowserHeaders(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Header().Get("X-Frame-Options") != "DENY" {
+		t.Error("browser headers missing")
+	}
+}
