@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/openderp/openderp/key"
@@ -135,7 +136,7 @@ func ReadFrame(br *bufio.Reader, maxSize uint32, buf []byte) (t FrameType, paylo
 	if n > maxSize {
 		return t, nil, &FrameTooLargeError{Type: t, Len: n, Max: maxSize}
 	}
-	if uint32(cap(buf)) < n {
+	if uint64(cap(buf)) < uint64(n) {
 		buf = make([]byte, n)
 	}
 	payload = buf[:n]
@@ -195,7 +196,7 @@ func WriteFrame(bw *bufio.Writer, t FrameType, parts ...[]byte) error {
 		n += len(p)
 	}
 	if n > maxFrameSize {
-		return &FrameTooLargeError{Type: t, Len: uint32(min(n, 1<<32-1)), Max: maxFrameSize}
+		return &FrameTooLargeError{Type: t, Len: uint32(min(uint64(n), math.MaxUint32)), Max: maxFrameSize}
 	}
 	if err := WriteFrameHeader(bw, t, uint32(n)); err != nil {
 		return err
@@ -210,9 +211,16 @@ func WriteFrame(bw *bufio.Writer, t FrameType, parts ...[]byte) error {
 
 // discardPayload skips n payload bytes of a frame that is not wanted.
 func discardPayload(br *bufio.Reader, n uint32) error {
-	_, err := br.Discard(int(n))
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
+	// In chunks, so that int(n) cannot go negative where int is 32 bits.
+	for n > 0 {
+		chunk := min(n, 1<<30)
+		if _, err := br.Discard(int(chunk)); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		n -= chunk
 	}
-	return err
+	return nil
 }

@@ -2,6 +2,7 @@ package derp
 
 import (
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"time"
 
@@ -238,8 +239,13 @@ func parsePeerPresent(p []byte) (PeerPresentMessage, error) {
 	m := PeerPresentMessage{Key: key.NodePublicFromBytes(p)}
 	rest := p[KeyLen:]
 	if len(rest) >= 18 {
-		ip := netip.AddrFrom16([16]byte(rest[:16])).Unmap()
-		m.IPPort = netip.AddrPortFrom(ip, binary.BigEndian.Uint16(rest[16:18]))
+		ip16, port := [16]byte(rest[:16]), binary.BigEndian.Uint16(rest[16:18])
+		// A server that did not know the address sends 16 zero bytes and
+		// port 0; that is the zero AddrPort, as documented, not [::]:0.
+		// See docs/compat.md#peerpresent-unknown-address.
+		if ip16 != [16]byte{} || port != 0 {
+			m.IPPort = netip.AddrPortFrom(netip.AddrFrom16(ip16).Unmap(), port)
+		}
 		rest = rest[18:]
 		if len(rest) >= 1 {
 			m.Flags = PeerPresentFlags(rest[0])
@@ -256,8 +262,15 @@ func parsePing(t FrameType, p []byte) ([8]byte, error) {
 }
 
 func appendRestarting(b []byte, reconnectIn, tryFor time.Duration) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(reconnectIn/time.Millisecond))
-	return binary.BigEndian.AppendUint32(b, uint32(tryFor/time.Millisecond))
+	b = binary.BigEndian.AppendUint32(b, durationMillis32(reconnectIn))
+	return binary.BigEndian.AppendUint32(b, durationMillis32(tryFor))
+}
+
+// durationMillis32 converts d to whole milliseconds for the wire, clamped
+// to the uint32 range so that a negative or huge duration cannot wrap into
+// a misleading value.
+func durationMillis32(d time.Duration) uint32 {
+	return uint32(min(max(d/time.Millisecond, 0), math.MaxUint32))
 }
 
 func parseRestarting(p []byte) (ServerRestartingMessage, error) {

@@ -1,5 +1,3 @@
-//go:build derper_wiring
-
 package main
 
 import (

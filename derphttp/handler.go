@@ -1,0 +1,106 @@
+package derphttp
+
+import (
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/openderp/openderp/derp"
+)
+
+// Header names and values of the upgrade exchange.
+const (
+	// FastStartHeader, set to "1" by a client that already knows the
+	// server's key, asks the server to skip its 101 reply and start DERP
+	// right away.
+	FastStartHeader = "Derp-Fast-Start"
+
+	upgradeProto = "DERP"
+)
+
+// Handler returns the handler for the /derp endpoint. It answers requests
+// for /derp/probe and /derp/latency-check like ProbeHandler, refuses
+// requests that do not ask to upgrade, hijacks the connection and serves
+// DERP on it with s.Accept until the connection ends.
+func Handler(s *derp.Server) http.Handler {
+	return LoggingHandler(s, nil)
+}
+
+// LoggingHandler is like Handler but reports odd requests and hijack
+// failures to logf.
+func LoggingHandler(s *derp.Server, logf derp.Logf) http.Handler {
+	return &handler{s: s, logf: logf}
+}
+
+type handler struct {
+	s    *derp.Server // set once
+	logf derp.Logf    // set once
+}
+
+func (h *handler) printf(format string, args ...any) {
+	if h.logf != nil {
+		h.logf(format, args...)
+	}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/derp/probe", "/derp/latency-check":
+		ProbeHandler(w, r)
+		return
+	}
+
+	// Neither the method nor the Connection header is checked, and a bare
+	// "Upgrade: websocket" is taken as raw DERP: very old clients sent
+	// that while speaking DERP framing. Real WebSocket requests are
+	// picked off earlier by WebSocketHandler.
+	up := r.Header.Get("Upgrade")
+	switch strings.ToLower(up) {
+	case "websocket", "derp":
+	default:
+		if up != "" {
+			h.printf("derphttp: weird upgrade: %q", up)
+		}
+		http.Error(w, "DERP requires connection upgrade", http.StatusUpgradeRequired)
+		return
+	}
+
+	fastStart := r.Header.Get(FastStartHeader) == "1"
+
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// HTTP/2 and other non-hijackable transports land here.
+		h.printf("derphttp: hijack of %s failed: %v", r.RemoteAddr, err)
+		http.Error(w, "HTTP does not support general TCP support", http.StatusInternalServerError)
+		return
+	}
+
+	if !fastStart {
+		pub := h.s.PublicKey()
+		// Exactly the reply the reference sends; clients only look at
+		// the status, but probes and proxies may look further.
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n" +
+			"Upgrade: DERP\r\n" +
+			"Connection: Upgrade\r\n" +
+			"Derp-Version: 2\r\n" +
+			"Derp-Public-Key: " + pub.UntypedHexString() + "\r\n\r\n")
+		if err := brw.Flush(); err != nil {
+			nc.Close()
+			return
+		}
+	}
+
+	// After the hijack the request context no longer follows the
+	// connection; it still carries the HTTP server's base context, so a
+	// daemon cancelling that ends the DERP connection too.
+	h.s.Accept(r.Context(), nc, brw, remoteAddr(nc, r))
+}
+
+// remoteAddr returns the client's "ip:port", from the TCP connection when
+// it has one.
+func remoteAddr(nc net.Conn, r *http.Request) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return r.RemoteAddr
+}

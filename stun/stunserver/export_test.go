@@ -1,0 +1,14 @@
+package stunserver
+
+import (
+	"net/netip"
+	"time"
+)
+
+// SetBackoff shortens the pause after a read error.
+func (s *Server) SetBackoff(d time.Duration) { s.backoff = d }
+
+// Answer exposes the per-datagram logic.
+func (s *Server) Answer(dst, pkt []byte, src netip.AddrPort) ([]byte, bool) {
+	return s.answer(dst, pkt, src)
+}
