@@ -142,7 +142,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	serve := func() error { return srv.Serve(ln) }
 	if serveTLS {
 		cfg := p.TLSConfig()
-		cfg.GetCertificate = certs.WithMetaCert(cfg.GetCertificate, s.MetaCert())
+		cfg.GetCertificate = derphttp.GetCertificateWithMetaCert(cfg.GetCertificate, s.MetaCert())
 		srv.TLSConfig = cfg
 		// Offer HTTP/2 only where the provider advertises it (ACME mode,
 		// for browsers); DERP itself needs HTTP/1.1 to hijack.

@@ -169,18 +169,3 @@ func (p *manualProvider) getCertificate(hi *tls.ClientHelloInfo) (*tls.Certifica
 }
 
 func (p *manualProvider) HTTPHandler(fallback http.Handler) http.Handler { return fallback }
-
-// WithMetaCert wraps a GetCertificate function so that every returned
-// chain ends with the DER certificate meta. The returned certificate is a
-// copy; the one get returned is not modified.
-func WithMetaCert(get func(*tls.ClientHelloInfo) (*tls.Certificate, error), meta []byte) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return func(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		c, err := get(hi)
-		if err != nil || c == nil || len(meta) == 0 {
-			return c, err
-		}
-		cc := *c
-		cc.Certificate = append(c.Certificate[:len(c.Certificate):len(c.Certificate)], meta)
-		return &cc, nil
-	}
-}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openderp/openderp/derphttp"
 )
 
 // writeSelfSigned writes <dir>/<file>.crt and .key for a certificate
@@ -124,7 +126,7 @@ func TestManualHandshakeWithMetaCert(t *testing.T) {
 		t.Errorf("config: min %x alpn %v", cfg.MinVersion, cfg.NextProtos)
 	}
 	inner := cfg.GetCertificate
-	cfg.GetCertificate = WithMetaCert(inner, meta)
+	cfg.GetCertificate = derphttp.GetCertificateWithMetaCert(inner, meta)
 
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	srv.TLS = cfg

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openderp/openderp/derphttp"
+
 	"github.com/openderp/openderp/internal/certs/pebbletest"
 )
 
@@ -23,7 +25,7 @@ func TestACMEWithPebble(t *testing.T) {
 	}
 	cfg := p.TLSConfig()
 	meta := writeSelfSigned(t, t.TempDir(), "meta", "derpkey00")
-	cfg.GetCertificate = WithMetaCert(cfg.GetCertificate, meta)
+	cfg.GetCertificate = derphttp.GetCertificateWithMetaCert(cfg.GetCertificate, meta)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
