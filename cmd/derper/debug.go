@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"strconv"
+
+	"github.com/openderp/openderp/derp"
+	"github.com/openderp/openderp/internal/debugweb"
+)
+
+// addDebugPages registers derper's own pages and index lines.
+func addDebugPages(d *debugweb.Debugger, s *derp.Server, hostname string) {
+	d.KV("TLS hostname", hostname)
+	d.KV("Mesh key", s.HasMeshKey())
+	d.Handle("check", "Consistency check", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ConsistencyCheck(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "derp.Server ConsistencyCheck okay")
+	}))
+	d.Handle("traffic", "Traffic check", http.HandlerFunc(s.ServeDebugTraffic))
+	d.Handle("set-mutex-profile-fraction", "SetMutexProfileFraction", http.HandlerFunc(serveSetMutexFraction))
+}
+
+// serveSetMutexFraction changes the mutex profile rate. The custom header
+// keeps a stray link or crawler from flipping it.
+func serveSetMutexFraction(w http.ResponseWriter, r *http.Request) {
+	s := r.FormValue("rate")
+	if s == "" || r.Header.Get("Sec-Debug") != "derp" {
+		http.Error(w, "To set, use: curl -H 'Sec-Debug: derp' '.../debug/set-mutex-profile-fraction?rate=N'", http.StatusBadRequest)
+		return
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		http.Error(w, "bad rate value", http.StatusBadRequest)
+		return
+	}
+	old := runtime.SetMutexProfileFraction(v)
+	fmt.Fprintf(w, "mutex changed from %v to %v\n", old, v)
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"expvar"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"time"
+
+	"github.com/openderp/openderp/derp"
+	"github.com/openderp/openderp/derphttp"
+	"github.com/openderp/openderp/internal/bootstrapdns"
+	"github.com/openderp/openderp/internal/certs"
+	"github.com/openderp/openderp/internal/debugweb"
+	"github.com/openderp/openderp/key"
+	"github.com/openderp/openderp/stun/stunserver"
+)
+
+// HTTP server timeouts. They only matter until a DERP connection is
+// hijacked, and for debug and metrics requests.
+const (
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	port80WriteTimout = 5 * time.Minute // long enough for a CPU profile
+)
+
+var processStart = time.Now()
+
+// publish registers a top-level expvar unless one of that name exists
+// (expvar.Publish panics on duplicates, and tests may run twice).
+func publish(name string, v expvar.Var) {
+	if expvar.Get(name) == nil {
+		expvar.Publish(name, v)
+	}
+}
+
+// run starts derper as configured by o and serves until ctx ends. It
+// returns nil after a clean shutdown. errLog receives HTTP server errors.
+func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.Writer) error {
+	if o.dev {
+		o.addr = ":3340"
+		logf("Running in dev mode.")
+	}
+	host, port, err := net.SplitHostPort(o.addr)
+	if err != nil {
+		return fmt.Errorf("invalid server address: %v", err)
+	}
+
+	if o.runSTUN {
+		st := stunserver.New(logf)
+		publish("stun", st.ExpVar())
+		go func() {
+			// The reference ignored a failed bind silently.
+			// See docs/compat.md#derper-stun-bind.
+			if err := st.ListenAndServe(ctx, net.JoinHostPort(host, strconv.Itoa(o.stunPort))); err != nil {
+				logf("STUN server: %v", err)
+			}
+		}()
+	}
+
+	var priv key.NodePrivate
+	if o.dev {
+		priv = key.NewNode()
+	} else {
+		path, err := configPath(o.configPath, os.Getuid(), logf)
+		if err != nil {
+			return err
+		}
+		if priv, err = loadConfig(path); err != nil {
+			return err
+		}
+	}
+
+	serveTLS := port == "443" || port == "https" || o.certMode == certs.ModeManual
+	s := derp.NewServer(priv, logf)
+	defer s.Close()
+	s.SetVerifyClient(o.verifyClients)
+	s.SetVerifyClientURL(o.verifyClientURL)
+	s.SetVerifyClientURLFailOpen(o.verifyClientFailOpen)
+	if o.meshPSKFile != "" {
+		k, err := readMeshKey(o.meshPSKFile)
+		if err != nil {
+			return err
+		}
+		s.SetMeshKey(k)
+		logf("DERP mesh key configured")
+	}
+	if err := startMesh(ctx, s, o.meshWith, logf); err != nil {
+		return fmt.Errorf("startMesh: %w", err)
+	}
+	publishProcessVars(s)
+
+	mux := http.NewServeMux()
+	dbg := debugweb.New(mux, "derper", derp.Version, debugweb.EnvFromOS(), o.dev)
+	addDebugPages(dbg, s, o.hostname)
+	if o.runDERP {
+		mux.Handle("/derp", derphttp.WebSocketHandler(s, derphttp.LoggingHandler(s, logf)))
+	} else {
+		mux.HandleFunc("/derp", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "derp server disabled", http.StatusNotFound)
+		})
+	}
+	mux.HandleFunc("/derp/probe", derphttp.ProbeHandler)
+	mux.HandleFunc("/derp/latency-check", derphttp.ProbeHandler)
+	mux.HandleFunc("/generate_204", derphttp.ServeNoContent)
+	mux.HandleFunc("/robots.txt", serveRobots)
+	bdns := bootstrapdns.New(o.bootstrapDNS, o.unpublishedDNS, nil, logf)
+	for name, v := range bdns.Vars() {
+		publish(name, v)
+	}
+	mux.Handle("/bootstrap-dns", withBrowserHeaders(bdns))
+	mux.Handle("/", homeHandler(o.runDERP, dbg.Allowed))
+	go bdns.Run(ctx)
+
+	var p certs.Provider
+	if serveTLS {
+		p, err = certs.New(certs.Config{Mode: o.certMode, Dir: o.certDir, Hostname: o.hostname, DirectoryURL: o.acmeDirectoryURL})
+		if err != nil {
+			return fmt.Errorf("derper: can not start cert provider: %w", err)
+		}
+	}
+	ln, err := listen(ctx, o.addr, o.tcpKeepAlive, o.tcpUserTimeout)
+	if err != nil {
+		return fmt.Errorf("derper: %w", err)
+	}
+	srv := &http.Server{
+		Handler:      mux,
+		ReadTimeout:  readTimeout,
+		WriteTimeout: writeTimeout,
+		ErrorLog:     httpErrorLog(errLog),
+		// DERP connections run on this context, so shutdown ends them.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
+	var port80 *http.Server
+	serve := func() error { return srv.Serve(ln) }
+	if serveTLS {
+		cfg := p.TLSConfig()
+		cfg.GetCertificate = derphttp.GetCertificateWithMetaCert(cfg.GetCertificate, s.MetaCert())
+		srv.TLSConfig = cfg
+		// Offer HTTP/2 only where the provider advertises it (ACME mode,
+		// for browsers); DERP itself needs HTTP/1.1 to hijack.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		for _, p := range cfg.NextProtos {
+			if p == "h2" {
+				srv.Protocols.SetHTTP2(true)
+			}
+		}
+		tm := newTLSMetrics()
+		for name, v := range tm.vars() {
+			publish(name, v)
+		}
+		srv.Handler = tm.wrap(mux)
+		limited := newLimitedListener(ln, o.acceptConnLimit, o.acceptConnBurst)
+		publish("tls_listener", limited.expVar())
+		serve = func() error { return srv.ServeTLS(limited, "", "") }
+
+		if o.httpPort > -1 {
+			ln80, err := listen(ctx, net.JoinHostPort(host, strconv.Itoa(o.httpPort)), o.tcpKeepAlive, o.tcpUserTimeout)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("derper: port 80 listener: %w", err)
+			}
+			port80 = &http.Server{
+				Handler:      p.HTTPHandler(port80Handler(http.HandlerFunc(derphttp.ServeNoContent), mux, dbg.Allowed)),
+				ReadTimeout:  readTimeout,
+				WriteTimeout: port80WriteTimout,
+				ErrorLog:     httpErrorLog(errLog),
+			}
+			go func() {
+				if err := port80.Serve(ln80); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					logf("derper: port 80: %v", err)
+				}
+			}()
+		}
+		logf("derper: serving on %s with TLS", o.addr)
+	} else {
+		logf("derper: serving on %s", o.addr)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
+	select {
+	case err := <-errc:
+		if port80 != nil {
+			port80.Close()
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("derper: %w", err)
+	case <-ctx.Done():
+	}
+	// Close the listeners and every connection; hijacked DERP connections
+	// end through ctx and s.Close. See docs/compat.md#derper-shutdown.
+	srv.Close()
+	if port80 != nil {
+		port80.Close()
+	}
+	<-errc
+	return nil
+}
+
+// publishProcessVars publishes the derp set and the process-wide
+// variables the reference derper exports.
+func publishProcessVars(s *derp.Server) {
+	publish("derp", s.ExpVar())
+	publish("derp_websocket_accepts", expvar.Func(func() any { return derphttp.WebSocketAccepts() }))
+	publish("process_start_unix_time", expvar.Func(func() any { return processStart.Unix() }))
+	publish("version", expvar.Func(func() any { return derp.Version }))
+	publish("go_version", expvar.Func(func() any { return runtime.Version() }))
+	publish("counter_uptime_sec", expvar.Func(func() any { return int64(time.Since(processStart).Seconds()) }))
+	publish("gauge_goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
+	publish("go_sync_mutex_wait_seconds", expvar.Func(func() any {
+		sample := []metrics.Sample{{Name: "/sync/mutex/wait/total:seconds"}}
+		metrics.Read(sample)
+		if sample[0].Value.Kind() == metrics.KindFloat64 {
+			return sample[0].Value.Float64()
+		}
+		return 0.0
+	}))
+}

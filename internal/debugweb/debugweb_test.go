@@ -1,0 +1,120 @@
+package debugweb
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestAllowed(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "debugkey")
+	if err := os.WriteFile(keyFile, []byte("  s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		env    Env
+		method string
+		target string
+		remote string
+		xff    string
+		want   bool
+	}{
+		{"loopback v4", Env{}, "GET", "/debug/", "127.0.0.1:5000", "", true},
+		{"loopback v4 other", Env{}, "GET", "/debug/", "127.8.9.1:5000", "", true},
+		{"loopback v6", Env{}, "GET", "/debug/", "[::1]:5000", "", true},
+		{"cgnat", Env{}, "GET", "/debug/", "100.64.0.1:1", "", true},
+		{"cgnat top", Env{}, "GET", "/debug/", "100.127.255.254:1", "", true},
+		{"chromeos vm", Env{}, "GET", "/debug/", "100.115.92.5:1", "", false},
+		{"just outside cgnat", Env{}, "GET", "/debug/", "100.128.0.1:1", "", false},
+		{"tailscale ula", Env{}, "GET", "/debug/", "[fd7a:115c:a1e0::1]:1", "", true},
+		{"other ula", Env{}, "GET", "/debug/", "[fd7a:115c:a1e1::1]:1", "", false},
+		{"mapped cgnat", Env{}, "GET", "/debug/", "[::ffff:100.64.0.1]:1", "", true},
+		{"public", Env{}, "GET", "/debug/", "203.0.113.9:1", "", false},
+		{"loopback behind proxy", Env{}, "GET", "/debug/", "127.0.0.1:1", "203.0.113.9", false},
+		{"allow ip", Env{AllowIP: "203.0.113.9"}, "GET", "/debug/", "203.0.113.9:1", "", true},
+		{"allow ip behind proxy", Env{AllowIP: "203.0.113.9"}, "GET", "/debug/", "203.0.113.9:1", "x", false},
+		{"debug key", Env{DebugKeyPath: keyFile}, "GET", "/debug/?debugkey=s3cret", "203.0.113.9:1", "x", true},
+		{"wrong debug key", Env{DebugKeyPath: keyFile}, "GET", "/debug/?debugkey=nope", "203.0.113.9:1", "", false},
+		{"debug key POST", Env{DebugKeyPath: keyFile}, "POST", "/debug/?debugkey=s3cret", "203.0.113.9:1", "", false},
+		{"empty debug key", Env{DebugKeyPath: keyFile}, "GET", "/debug/?debugkey=", "203.0.113.9:1", "", false},
+		{"missing key file", Env{DebugKeyPath: keyFile + "x"}, "GET", "/debug/?debugkey=s3cret", "203.0.113.9:1", "", false},
+		{"garbage remote", Env{}, "GET", "/debug/", "garbage", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, nil)
+			r.RemoteAddr = tt.remote
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := tt.env.Allowed(r); got != tt.want {
+				t.Errorf("Allowed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsTailscaleIP(t *testing.T) {
+	for s, want := range map[string]bool{"100.100.100.100": true, "100.63.255.255": false, "fd7a:115c:a1e0:ab12::1": true, "10.0.0.1": false} {
+		if got := IsTailscaleIP(netip.MustParseAddr(s)); got != want {
+			t.Errorf("IsTailscaleIP(%s) = %v", s, got)
+		}
+	}
+}
+
+func serve(h http.Handler, target, remote string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("GET", target, nil)
+	r.RemoteAddr = remote
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	return rec
+}
+
+func TestPages(t *testing.T) {
+	mux := http.NewServeMux()
+	d := New(mux, "derper", "1.2.3", Env{}, true)
+	d.KV("TLS hostname", "derp.example")
+	d.Handle("check", "Consistency check", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+
+	rec := serve(mux, "/debug/", "127.0.0.1:1")
+	body := rec.Body.String()
+	if rec.Code != 200 || !strings.Contains(body, "<title>derper debug</title>") {
+		t.Fatalf("index: %d %s", rec.Code, body)
+	}
+	order := []string{"Uptime", "Version", "TLS hostname", "/debug/vars", "/debug/varz", "/debug/pprof/", "goroutine?debug=1", "goroutine?debug=2", "/debug/gc", "/debug/check"}
+	last := -1
+	for _, s := range order {
+		i := strings.Index(body, s)
+		if i <= last {
+			t.Errorf("%q out of order or missing in index", s)
+		}
+		last = i
+	}
+	if got := rec.Header().Get("Content-Security-Policy"); !strings.HasSuffix(got, "; style-src 'self' 'unsafe-inline'") {
+		t.Errorf("CSP = %q", got)
+	}
+
+	for _, p := range []string{"/debug/vars", "/debug/varz", "/debug/pprof/", "/debug/gc", "/debug/check", "/debug/pprof/goroutine?debug=1"} {
+		if rec := serve(mux, p, "[::1]:1"); rec.Code != 200 {
+			t.Errorf("%s from loopback: %d", p, rec.Code)
+		}
+		rec := serve(mux, p, "198.51.100.1:1")
+		if rec.Code != 403 || !strings.HasPrefix(rec.Body.String(), "debug access denied") {
+			t.Errorf("%s from public: %d %q", p, rec.Code, rec.Body)
+		}
+	}
+	if rec := serve(mux, "/debug/check", "198.51.100.1:1"); !strings.Contains(rec.Body.String(), "set TS_ALLOW_DEBUG_IP=198.51.100.1") {
+		t.Errorf("dev hint missing: %q", rec.Body)
+	}
+	if rec := serve(mux, "/debug/gc", "127.0.0.1:1"); rec.Body.String() != "running GC...\nDone.\n" {
+		t.Errorf("gc body %q", rec.Body)
+	}
+	if rec := serve(mux, "/debug", "127.0.0.1:1"); rec.Code/100 != 3 || rec.Header().Get("Location") != "/debug/" {
+		t.Errorf("/debug: %d, want redirect", rec.Code)
+	}
+}
