@@ -8,8 +8,7 @@ FUZZTIME ?= 10s
 
 ## run: start a derper in dev mode on loopback (HTTP :3340, STUN :3478).
 run:
-	@if [ -d cmd/derper ]; then $(GO) run ./cmd/derper -dev -a 127.0.0.1:3340; \
-	else $(GO) run ./derp/internal/devrelay; fi
+	$(GO) run ./cmd/derper -dev -a 127.0.0.1:3340
 
 ## test: everything CI runs.
 test: lint unit fuzz

@@ -466,3 +466,13 @@ func TestE2EMesh(t *testing.T) {
 	a.stop(t)
 	b.stop(t)
 }
+
+// TestE2EDevOnLoopback runs derper as "make run" does, in dev mode with an
+// explicit loopback address, and relays a packet through it.
+func TestE2EDevOnLoopback(t *testing.T) {
+	port, stunPort := freePort(t, "tcp"), freePort(t, "udp")
+	d := startDerper(t, nil, "-dev", "-a", fmt.Sprintf("127.0.0.1:%d", port), "-stun-port", fmt.Sprint(stunPort))
+	url := fmt.Sprintf("http://127.0.0.1:%d/derp", port)
+	relay(t, url, url, nil, "")
+	d.stop(t)
+}

@@ -22,6 +22,7 @@ type options struct {
 	dev            bool
 	version        bool
 	addr           string
+	addrSet        bool // -a was given explicitly
 	httpPort       int
 	stunPort       int
 	configPath     string

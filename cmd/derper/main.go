@@ -16,6 +16,11 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	o := registerFlags(fs, machineDefaults())
 	fs.Parse(os.Args[1:])
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "a" {
+			o.addrSet = true
+		}
+	})
 	if o.version {
 		fmt.Println(derp.Version)
 		return

@@ -45,7 +45,12 @@ func publish(name string, v expvar.Var) {
 // returns nil after a clean shutdown. errLog receives HTTP server errors.
 func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.Writer) error {
 	if o.dev {
-		o.addr = ":3340"
+		// The reference always listens on :3340 (every interface) in dev
+		// mode; we honour an explicit -a, so a development relay can stay
+		// on loopback. See docs/compat.md#derper-dev-addr.
+		if !o.addrSet {
+			o.addr = ":3340"
+		}
 		logf("Running in dev mode.")
 	}
 	host, port, err := net.SplitHostPort(o.addr)
