@@ -1,11 +1,17 @@
 package interop
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"net/netip"
 	"testing"
 
+	ourderp "github.com/openderp/openderp/derp"
+	"github.com/openderp/openderp/derp/derptest"
 	ourkey "github.com/openderp/openderp/key"
+	tsderp "tailscale.com/derp"
+	tskey "tailscale.com/types/key"
 )
 
 // Every combination of server (ours, theirs) and sending and receiving
@@ -87,6 +93,51 @@ func TestWatchConnections(t *testing.T) {
 		c.close()
 		if m := next(t, w); m.kind != "gone" || m.src != c.pub() || m.reason != 0 {
 			t.Fatalf("got %+v, want PeerGone", m)
+		}
+	})
+}
+
+// The same over in-memory pipes instead of TCP: their client on our
+// server and our client on theirs, each sending to itself through the
+// server.
+func TestOverPipes(t *testing.T) {
+	t.Run("theirClient-ourServer", func(t *testing.T) {
+		s := ourderp.NewServer(ourkey.NewNode(), t.Logf)
+		defer s.Close()
+		cc, sc := derptest.Pipe()
+		go s.Accept(context.Background(), sc, bufio.NewReadWriter(bufio.NewReader(sc), bufio.NewWriter(sc)), "192.0.2.1:1")
+		priv := tskey.NewNode()
+		c, err := tsderp.NewClient(priv, cc, bufio.NewReadWriter(bufio.NewReader(cc), bufio.NewWriter(cc)), t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		p := &theirPeer{c, priv, cc}
+		expectInfo(t, p)
+		if err := p.send(p.pub(), []byte("loop")); err != nil {
+			t.Fatal(err)
+		}
+		if m := next(t, p); m.kind != "packet" || m.data != "loop" {
+			t.Fatalf("got %+v", m)
+		}
+	})
+	t.Run("ourClient-theirServer", func(t *testing.T) {
+		s := tsderp.NewServer(tskey.NewNode(), t.Logf)
+		defer s.Close()
+		cc, sc := derptest.Pipe()
+		go s.Accept(context.Background(), sc, bufio.NewReadWriter(bufio.NewReader(sc), bufio.NewWriter(sc)), "192.0.2.1:1")
+		c, err := ourderp.NewClient(ourkey.NewNode(), cc, bufio.NewReadWriter(bufio.NewReader(cc), bufio.NewWriter(cc)), t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		p := &ourPeer{c, cc}
+		expectInfo(t, p)
+		if err := p.send(p.pub(), []byte("loop")); err != nil {
+			t.Fatal(err)
+		}
+		if m := next(t, p); m.kind != "packet" || m.data != "loop" {
+			t.Fatalf("got %+v", m)
 		}
 	})
 }
