@@ -4,10 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/x509"
+	"github.com/openderp/openderp/internal/leakcheck"
 	"net"
 	"net/http"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,32 +126,9 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // the test. It waits briefly for goroutines that are on their way out.
 func checkNoLeaks(t testing.TB) {
 	t.Helper()
-	var last string
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		last = leakedGoroutines()
-		if last == "" {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if leaked := leakcheck.Wait(5*time.Second, "openderp/derp."); leaked != "" {
+		t.Fatalf("goroutines left behind:\n%s", leaked)
 	}
-	t.Fatalf("goroutines left behind:\n%s", last)
-}
-
-func leakedGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var leaked []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if !strings.Contains(g, "openderp/derp.") {
-			continue
-		}
-		if strings.Contains(g, "leakedGoroutines") || strings.Contains(g, "testing.tRunner") || strings.Contains(g, "testing.(*F)") || strings.Contains(g, "testing.runFuzz") {
-			continue
-		}
-		leaked = append(leaked, g)
-	}
-	return strings.Join(leaked, "\n\n")
 }
 
 func bufioRW(nc net.Conn) *bufio.ReadWriter {

@@ -4,8 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"strings"
+	"github.com/openderp/openderp/internal/leakcheck"
 	"sync"
 	"testing"
 	"time"
@@ -16,20 +15,7 @@ import (
 // TestMain fails the package if any goroutine running this package's code
 // outlives the tests, so every test checks for leaks after Server.Close.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		leaks := leakedGoroutines()
-		for leaks != "" && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-			leaks = leakedGoroutines()
-		}
-		if leaks != "" && !strings.Contains(leaks, "derp.TestMain") {
-			fmt.Fprintf(os.Stderr, "goroutines left behind after all tests:\n%s\n", leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	leakcheck.Main(m, "openderp/derp.")
 }
 
 func TestRelayBetweenClients(t *testing.T) {

@@ -1,48 +1,12 @@
 package prober_test
 
 import (
-	"fmt"
-	"os"
-	"runtime"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/openderp/openderp/internal/leakcheck"
 )
 
 // TestMain fails the run if goroutines of this module outlive the tests.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitNoLeaks(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func waitNoLeaks(limit time.Duration) string {
-	deadline := time.Now().Add(limit)
-	for {
-		leaked := leakedGoroutines()
-		if leaked == "" || time.Now().After(deadline) {
-			return leaked
-		}
-		time.Sleep(50 * time.Millisecond) // polling the runtime; nothing to wait on
-	}
-}
-
-func leakedGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "TestMain") || strings.Contains(g, "waitNoLeaks") {
-			continue
-		}
-		if strings.Contains(g, "github.com/openderp/openderp/") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
+	leakcheck.Main(m, "github.com/openderp/openderp/")
 }
