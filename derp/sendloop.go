@@ -12,6 +12,11 @@ import (
 // defaultWriteTimeout bounds the writing of each frame to a client.
 const defaultWriteTimeout = 2 * time.Second
 
+// meshWriteTimeout bounds each frame written to a mesh peer, whatever
+// Server.WriteTimeout says: a peer may be sent a large burst (every
+// client's PeerPresent after it connects) and must not be cut off for it.
+const meshWriteTimeout = 30 * time.Second
+
 // keepAliveJitter is the largest random addition to KeepAlive, fixed per
 // connection so that connections made together do not tick together.
 const keepAliveJitter = 5 * time.Second
@@ -258,7 +263,12 @@ func (c *sclient) dropBatch(ps []queuedPacket) {
 
 func (c *sclient) setWriteDeadline() {
 	d := c.s.WriteTimeout
-	if d <= 0 {
+	switch {
+	case c.canMesh:
+		d = meshWriteTimeout
+	case d < 0:
+		return // no deadline; none was ever set on this connection
+	case d == 0:
 		d = defaultWriteTimeout
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(d))

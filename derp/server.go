@@ -22,7 +22,9 @@ import (
 // SetVerifyClient, ...) should be called before the first Accept.
 type Server struct {
 	// WriteTimeout bounds each frame written to a client once the
-	// handshake is done. Zero means two seconds, the reference's value.
+	// handshake is done. Zero means two seconds, the reference's value;
+	// a negative value means no deadline. Mesh peers (clients presenting
+	// the mesh key) always get thirty seconds.
 	WriteTimeout time.Duration
 
 	keepAliveForTest time.Duration // replaces the keep-alive period in tests
