@@ -123,6 +123,7 @@ func (c *Client) dialDERP(ctx context.Context) (*conn, *tls.ConnectionState, err
 	opts := []derp.ClientOpt{
 		derp.MeshKey(c.MeshKey),
 		derp.IsProber(c.IsProber),
+		derp.AppName(c.AppName),
 		derp.CanAckPings(c.canAckPings.Load()),
 	}
 	if !serverPub.IsZero() {
@@ -184,7 +185,7 @@ func (c *Client) upgrade(brw *bufio.ReadWriter, region *derpmap.Region, node *de
 	}
 	if region != nil && len(region.Nodes) > 0 && node != nil && node != region.Nodes[0] {
 		// For the server's statistics: which node we would have liked.
-		req.Header.Set("Ideal-Node", region.Nodes[0].Name)
+		req.Header.Set(IdealNodeHeader, region.Nodes[0].Name)
 	}
 	if err := req.Write(brw); err != nil {
 		return fmt.Errorf("writing upgrade request: %w", err)
@@ -303,7 +304,7 @@ func (c *Client) dialWebSocket(ctx context.Context, region *derpmap.Region) (*co
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	dc, err := derp.NewClient(c.priv, nc, brw, c.logf,
-		derp.MeshKey(c.MeshKey), derp.IsProber(c.IsProber), derp.CanAckPings(c.canAckPings.Load()))
+		derp.MeshKey(c.MeshKey), derp.IsProber(c.IsProber), derp.AppName(c.AppName), derp.CanAckPings(c.canAckPings.Load()))
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -44,6 +44,8 @@ type options struct {
 	tcpKeepAlive         time.Duration
 	tcpUserTimeout       time.Duration
 	acmeDirectoryURL     string
+	rateConfig           string
+	disallowAppNames     string
 }
 
 // flagDefaults holds the defaults that depend on the machine, so tests can
@@ -101,5 +103,7 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.DurationVar(&o.tcpKeepAlive, "tcp-keepalive-time", 10*time.Minute, "TCP keepalive period of accepted connections")
 	fs.DurationVar(&o.tcpUserTimeout, "tcp-user-timeout", 15*time.Second, "TCP_USER_TIMEOUT of accepted connections (Linux)")
 	fs.StringVar(&o.acmeDirectoryURL, "acme-directory-url", defaultACMEDirectory, "ACME directory URL used in letsencrypt cert mode (openderp addition, e.g. for a staging or private CA)")
+	fs.StringVar(&o.rateConfig, "rate-config", "", "path of a JSON file with per-client receive rate limits (PerClientRateLimitBytesPerSec, PerClientRateBurstBytes); reloaded on SIGHUP; experimental")
+	fs.StringVar(&o.disallowAppNames, "disallow-app-names", "", "comma-separated AppNames whose clients are refused; mesh peers are exempt")
 	return o
 }
