@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/coder/websocket"
 
@@ -249,6 +251,19 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 	}
 	if cfg.InsecureSkipVerify {
 		return cfg // the caller's choice
+	}
+	if node != nil && strings.HasPrefix(node.CertName, derpmap.CertPinPrefix) {
+		// A pinned certificate replaces chain verification. No SNI is
+		// sent to an IP literal, and then none is checked.
+		pin, sni := node.CertName, cfg.ServerName
+		if _, err := netip.ParseAddr(sni); err == nil {
+			sni = ""
+		}
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return VerifyCertPin(cs.PeerCertificates, pin, sni)
+		}
+		return cfg
 	}
 	certName := cfg.ServerName
 	if node != nil && node.CertName != "" {
