@@ -133,7 +133,7 @@ func (c *sclient) shutdown() error {
 	c.nc.Close()
 	c.writers.Wait()
 	for _, p := range drained[:n] {
-		c.s.recordDrop(p.buf.b, dropGoneDisconnected)
+		c.s.recordDrop(p.src, c.key, p.buf.b, dropGoneDisconnected)
 		putPacketBuf(p.buf)
 	}
 	c.s.unsubscribeAll(c)
@@ -250,7 +250,7 @@ func (c *sclient) drain() (frames int, err error) {
 // dropBatch counts packets taken from the queue but never written.
 func (c *sclient) dropBatch(ps []queuedPacket) {
 	for i := range ps {
-		c.s.recordDrop(ps[i].buf.b, dropWriteError)
+		c.s.recordDrop(ps[i].src, c.key, ps[i].buf.b, dropWriteError)
 		putPacketBuf(ps[i].buf)
 		ps[i] = queuedPacket{}
 	}
@@ -293,7 +293,7 @@ func (c *sclient) writePacket(p *queuedPacket) error {
 	}
 	err := c.writeRecvPacket(p.src, pkt)
 	if err != nil {
-		s.recordDrop(pkt, dropWriteError)
+		s.recordDrop(p.src, c.key, pkt, dropWriteError)
 		return err
 	}
 	s.metrics.packetsSent.Add(1)

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"crypto/subtle"
-	"errors"
 	"expvar"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/openderp/openderp/key"
 )
@@ -56,6 +59,10 @@ type Server struct {
 	accepting   sync.WaitGroup                           // one per running Accept
 	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
 }
+
+// MinReaderSize is the smallest read buffer Accept works with: the two
+// keys at the head of a ForwardPacket frame.
+const MinReaderSize = 2 * KeyLen
 
 // NewServer returns a relay that identifies itself with priv. logf
 // receives connection-level log lines; nil discards them.
@@ -170,10 +177,15 @@ func (s *Server) SetVerifyClientURLFailOpen(v bool) {
 //
 // brw must read from and write to nc. It may already hold bytes the client
 // sent (a fast-start client sends its handshake with the HTTP request).
+// The server peeks at up to MinReaderSize bytes of a frame at once; a
+// smaller brw.Reader is wrapped in one of that size.
 // remoteAddr is the client's "ip:port", used for logs, PeerPresent and the
 // admission check.
 func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string) {
 	s.metrics.accepts.Add(1)
+	if brw.Reader.Size() < MinReaderSize {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -232,16 +244,28 @@ func (s *Server) Close() error {
 // numClients returns the number of keys in the region (withRemote) or
 // connected locally.
 func (s *Server) numClients(withRemote bool) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	region, local := s.clientCounts()
 	if withRemote {
-		return len(s.clientsMesh)
+		return region
 	}
-	return len(s.clients)
+	return local
 }
 
-// recordDrop counts one dropped packet.
-func (s *Server) recordDrop(pkt []byte, reason dropReason) {
+// clientCounts returns the number of keys in the region and of those
+// connected locally, read together so that their difference, the remote
+// count, is never negative.
+func (s *Server) clientCounts() (region, local int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clientsMesh), len(s.clients)
+}
+
+// recordDrop counts one dropped packet from src to dst, and logs it if dst
+// is listed in TS_DEBUG_VERBOSE_DROPS.
+func (s *Server) recordDrop(src, dst key.NodePublic, pkt []byte, reason dropReason) {
+	if verboseDrops != nil && verboseDrops[dst] && verboseDropLimit.Allow() {
+		s.logf.printf("drop (%s) %v -> %s", src.ShortString(), reason, dst.ShortString())
+	}
 	m := s.metrics
 	m.packetsDropped.Add(1)
 	m.dropReason[reason].Add(1)
@@ -252,8 +276,42 @@ func (s *Server) recordDrop(pkt []byte, reason dropReason) {
 	}
 }
 
-// errServerClosing is used internally to end a read loop quietly.
-var errServerClosing = errors.New("derp: server closing")
+// Debug switches, read once at start. A boolean variable is on when
+// strconv.ParseBool says true: "0", "false" or a typo leave it off.
+var (
+	// debugLogs turns on verbose logging for every connection
+	// (DERP_DEBUG_LOGS).
+	debugLogs = envBool("DERP_DEBUG_LOGS")
+	// proberDebugLogs turns it on for connections that declared IsProber
+	// (DERP_PROBER_DEBUG_LOGS).
+	proberDebugLogs = envBool("DERP_PROBER_DEBUG_LOGS")
+	// verboseDrops lists the destination keys whose drops are logged
+	// (TS_DEBUG_VERBOSE_DROPS, comma-separated untyped hex).
+	verboseDrops = parseKeyList(os.Getenv("TS_DEBUG_VERBOSE_DROPS"))
+)
 
-// debugLogs turns on verbose per-connection logging (DERP_DEBUG_LOGS).
-var debugLogs = os.Getenv("DERP_DEBUG_LOGS") != ""
+// verboseDropLimit rate-limits the TS_DEBUG_VERBOSE_DROPS lines as the
+// reference does: one per 30 s, in bursts of 5.
+var verboseDropLimit = rate.NewLimiter(rate.Every(30*time.Second), 5)
+
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
+}
+
+// parseKeyList parses comma-separated untyped-hex public keys, skipping
+// entries that do not parse.
+func parseKeyList(s string) map[key.NodePublic]bool {
+	var m map[key.NodePublic]bool
+	for _, f := range strings.Split(s, ",") {
+		k, err := key.ParseNodePublicUntyped(strings.TrimSpace(f))
+		if err != nil {
+			continue
+		}
+		if m == nil {
+			m = make(map[key.NodePublic]bool)
+		}
+		m[k] = true
+	}
+	return m
+}
