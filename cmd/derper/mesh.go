@@ -49,7 +49,7 @@ func startMesh(ctx context.Context, s *derp.Server, meshWith string, logf func(s
 }
 
 func startMeshPeer(ctx context.Context, s *derp.Server, host string, logf func(string, ...any)) error {
-	plogf := func(format string, args ...any) { logf(fmt.Sprintf("mesh(%q): ", host)+format, args...) }
+	plogf := meshLogf(logf, host)
 	c, err := derphttp.NewClient(s.PrivateKey(), "https://"+host+"/derp", plogf)
 	if err != nil {
 		return err
@@ -97,5 +97,13 @@ func meshDialer(logf func(string, ...any)) func(ctx context.Context, network, ad
 			logf("failed to connect to %v: %v; using %v", vpc, err, host)
 		}
 		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// meshLogf prefixes logf's lines with the mesh peer's host. The host is an
+// argument, never part of the format, so a '%' in it cannot garble a line.
+func meshLogf(logf func(string, ...any), host string) func(string, ...any) {
+	return func(format string, args ...any) {
+		logf("mesh(%q): %s", host, fmt.Sprintf(format, args...))
 	}
 }
