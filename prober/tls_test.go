@@ -101,13 +101,13 @@ func TestTLSProbe(t *testing.T) {
 				t.Fatalf("no TLS probe; probes: %v", p.ProbeInfo())
 			}
 			if tt.wantErr == "" {
-				if !info.Result {
+				if !info.Succeeded() {
 					t.Errorf("TLS probe failed: %s", info.Error)
 				}
 				return
 			}
-			if info.Result || !strings.Contains(info.Error, tt.wantErr) {
-				t.Errorf("TLS probe: Result %v, Error %q; want failure containing %q", info.Result, info.Error, tt.wantErr)
+			if info.Succeeded() || !strings.Contains(info.Error, tt.wantErr) {
+				t.Errorf("TLS probe: Result %v, Error %q; want failure containing %q", info.Succeeded(), info.Error, tt.wantErr)
 			}
 		})
 	}

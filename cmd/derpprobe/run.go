@@ -91,7 +91,7 @@ func reportOnce(p *prober.Prober, logger *log.Logger) error {
 	for name, info := range p.ProbeInfo() {
 		switch {
 		case info.End.IsZero():
-		case info.Result:
+		case info.Succeeded():
 			good = append(good, fmt.Sprintf("good: %s: %v", name, info.Latency))
 		default:
 			bad = append(bad, fmt.Sprintf("bad: %s: %s", name, info.Error))
