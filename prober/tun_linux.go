@@ -43,7 +43,7 @@ func OpenTUN(name string, addr netip.Addr) (*TUN, error) {
 		f.Close()
 		return nil, err
 	}
-	return &TUN{dev: f, name: ifr.Name(), local: local, peer: peer}, nil
+	return &TUN{dev: f, name: ifr.Name(), local: local, peer: peer, busy: make(chan struct{}, 1)}, nil
 }
 
 // configureTUN assigns local/30 to the device, sets its MTU and brings it

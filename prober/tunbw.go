@@ -30,7 +30,7 @@ type TUN struct {
 	local netip.Addr // the /30's first host address, assigned to the device
 	peer  netip.Addr // the /30's second host address, reached through DERP
 
-	mu sync.Mutex // held by the one probe using the device
+	busy chan struct{} // one slot, held by the probe using the device
 }
 
 // Name returns the device's name.
@@ -108,8 +108,12 @@ func (d *DERPProber) tunBandwidthClass(from, to string) ProbeClass {
 // read, also on failure.
 func (d *DERPProber) probeTUNBandwidth(ctx context.Context, from, to string) (time.Duration, int64, error) {
 	tun := d.bwTUN.tun
-	tun.mu.Lock()
-	defer tun.mu.Unlock()
+	select {
+	case tun.busy <- struct{}{}:
+	case <-ctx.Done():
+		return 0, 0, fmt.Errorf("waiting for TUN device %s: %w", tun.name, ctx.Err())
+	}
+	defer func() { <-tun.busy }()
 
 	fromNode, fromRegion, err := d.node(from)
 	if err != nil {
@@ -147,13 +151,15 @@ func (d *DERPProber) probeTUNBandwidth(ctx context.Context, from, to string) (ti
 		tun.dev.SetReadDeadline(time.Time{})
 	}()
 	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() {
+	defer cancel() // before wg.Wait: ends the goroutines
+	// Not an AfterFunc: the deadline must be set before wg.Wait returns
+	// and the deferred reset clears it for the next probe.
+	wg.Go(func() {
+		<-ctx.Done()
 		fromc.Close()
 		toc.Close()
 		tun.dev.SetReadDeadline(time.Now())
 	})
-	defer stop()
-	defer cancel()
 	relayErr := make(chan error, 2)
 	wg.Go(func() { relayErr <- d.tunToDERP(ctx, tun, fromc, toc) })
 	wg.Go(func() { relayErr <- tunFromDERP(tun, toc, fromc) })
