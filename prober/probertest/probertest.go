@@ -212,6 +212,9 @@ type NodeOpts struct {
 	Leaf       *tls.Certificate // default: a valid leaf from CA
 	NoMetaCert bool             // leave the DERP meta certificate out of the chain
 	MeshKey    string           // mesh key of the server, if any
+	// VerifyClients admits only mesh peers: other clients are checked
+	// against a tailscaled that is not there, and refused.
+	VerifyClients bool
 }
 
 // Node is a DERP server behind HTTPS on 127.0.0.1 with a STUN server.
@@ -254,6 +257,10 @@ func StartNode(tb testing.TB, o NodeOpts) *Node {
 	s := derp.NewServer(key.NewNode(), logf)
 	if o.MeshKey != "" {
 		s.SetMeshKey(o.MeshKey)
+	}
+	if o.VerifyClients {
+		s.SetVerifyClient(true)
+		s.SetTailscaledSocket(filepath.Join(tb.TempDir(), "no-tailscaled.sock"))
 	}
 	cert := leaf
 	if !o.NoMetaCert {
