@@ -20,7 +20,7 @@
 //     blocks of the same file run; it is stopped (SIGTERM to its process
 //     group, then SIGKILL) when the file is done.
 //   - ready=URL: with background, wait until an HTTP GET of URL gets any
-//     answer before going on.
+//     answer (for https, with any certificate) before going on.
 //   - expect=TEXT: the block's combined output must contain TEXT.
 //   - fail: the block must exit with a non-zero status.
 //   - dir=repo: run in the repository root instead of the file's scratch
