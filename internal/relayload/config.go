@@ -84,7 +84,8 @@ func (c *Config) Mode() string {
 	return "flat"
 }
 
-func (c *Config) check() error {
+// Check reports the first setting of c that is out of range, as Run would.
+func (c *Config) Check() error {
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return fmt.Errorf("relayload: server URL: %w", err)

@@ -89,7 +89,7 @@ func (r *run) firstErr() error {
 // in flight, disconnects and reports. On a failure it returns the error
 // together with what was measured so far.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	r := &run{cfg: cfg, base: time.Now(), stopCh: make(chan struct{})}

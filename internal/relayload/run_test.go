@@ -210,7 +210,7 @@ func TestConfigCheck(t *testing.T) {
 			}
 		})
 	}
-	if err := ok.check(); err != nil {
+	if err := ok.Check(); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
 	}
 }
