@@ -1,56 +1,76 @@
 package derp
 
 import (
-	"net"
+	"context"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/openderp/openderp/derp/derptest"
+	"github.com/openderp/openderp/key"
 )
 
-// deadlineConn records the last write deadline set on it.
-type deadlineConn struct {
-	net.Conn
-	calls int
-	last  time.Time
-}
-
-func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
-	c.calls++
-	c.last = t
-	return nil
-}
-
-func TestWriteDeadline(t *testing.T) {
+func TestWriteTimeoutFor(t *testing.T) {
 	tests := []struct {
-		name    string
-		timeout time.Duration
-		mesh    bool
-		want    time.Duration // 0: no deadline set at all
+		name  string
+		field time.Duration // Server.WriteTimeout
+		set   *time.Duration
+		mesh  bool
+		want  time.Duration
 	}{
-		{"default", 0, false, 2 * time.Second},
-		{"configured", 5 * time.Second, false, 5 * time.Second},
-		{"disabled", -1, false, 0},
-		{"mesh default", 0, true, 30 * time.Second},
-		{"mesh short", 100 * time.Millisecond, true, 30 * time.Second},
-		{"mesh disabled", -1, true, 30 * time.Second},
+		{"default", 0, nil, false, 2 * time.Second},
+		{"set", 0, ptr(5 * time.Second), false, 5 * time.Second},
+		{"zero disables", 0, ptr(time.Duration(0)), false, 0},
+		{"negative disables", 0, ptr(-time.Second), false, 0},
+		{"mesh peer default", 0, nil, true, 30 * time.Second},
+		{"mesh peer ignores zero", 0, ptr(time.Duration(0)), true, 30 * time.Second},
+		{"field overrides", time.Second, ptr(time.Duration(0)), false, time.Second},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			nc := &deadlineConn{}
-			c := &sclient{s: &Server{WriteTimeout: tt.timeout}, nc: nc, canMesh: tt.mesh}
-			before := time.Now()
-			c.setWriteDeadline()
-			if tt.want == 0 {
-				if nc.calls != 0 {
-					t.Fatalf("deadline set to %v, want none", nc.last)
-				}
-				return
-			}
-			if nc.calls != 1 {
-				t.Fatalf("%d deadline calls", nc.calls)
-			}
-			if d := nc.last.Sub(before); d < tt.want || d > tt.want+time.Second {
-				t.Errorf("deadline %v ahead, want %v", d, tt.want)
-			}
-		})
+		s := NewServer(key.NewNode(), nil)
+		s.WriteTimeout = tt.field
+		if tt.set != nil {
+			s.SetTCPWriteTimeout(*tt.set)
+		}
+		if got := s.writeTimeoutFor(tt.mesh); got != tt.want {
+			t.Errorf("%s: writeTimeoutFor = %v; want %v", tt.name, got, tt.want)
+		}
+		s.Close()
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// A receiver that stops reading is cut off when a write exceeds the
+// deadline, and the timeout is counted once.
+func TestWriteTimeoutCounted(t *testing.T) {
+	s := NewServer(key.NewNode(), t.Logf)
+	defer s.Close()
+	s.SetTCPWriteTimeout(50 * time.Millisecond)
+
+	cn, sn := derptest.PipeSize(4096)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.Accept(context.Background(), sn, bufioRW(sn), "192.0.2.5:5")
+	}()
+	defer func() { cn.Close(); wg.Wait() }()
+	rx, err := NewClient(key.NewNode(), cn, bufioRW(cn), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvMsg(t, rx) // ServerInfo; then rx reads nothing more
+
+	tx := pipeClientOpts(t, s, "192.0.2.6:6", ConnOptions{})
+	pkt := make([]byte, 1000)
+	for range 64 {
+		if err := tx.Send(rx.PublicKey(), pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "sclient_write_timeouts = 1", func() bool { return s.metrics.writeTimeouts.Value() == 1 })
+	if got := s.vars.Get("sclient_write_timeouts").String(); got != "1" {
+		t.Errorf("expvar sclient_write_timeouts = %s", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/coder/websocket"
 
@@ -125,6 +126,7 @@ func (c *Client) dialDERP(ctx context.Context) (*conn, *tls.ConnectionState, err
 	opts := []derp.ClientOpt{
 		derp.MeshKey(c.MeshKey),
 		derp.IsProber(c.IsProber),
+		derp.AppName(c.AppName),
 		derp.CanAckPings(c.canAckPings.Load()),
 	}
 	if !serverPub.IsZero() {
@@ -186,7 +188,7 @@ func (c *Client) upgrade(brw *bufio.ReadWriter, region *derpmap.Region, node *de
 	}
 	if region != nil && len(region.Nodes) > 0 && node != nil && node != region.Nodes[0] {
 		// For the server's statistics: which node we would have liked.
-		req.Header.Set("Ideal-Node", region.Nodes[0].Name)
+		req.Header.Set(IdealNodeHeader, region.Nodes[0].Name)
 	}
 	if err := req.Write(brw); err != nil {
 		return fmt.Errorf("writing upgrade request: %w", err)
@@ -237,9 +239,8 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 	} else {
 		cfg.ServerName = c.url.Hostname()
 	}
-	if f := os.Getenv("SSLKEYLOGFILE"); f != "" && cfg.KeyLogWriter == nil {
-		if w, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
-			c.printf("derphttp: WARNING: writing TLS secrets to SSLKEYLOGFILE %s", f)
+	if cfg.KeyLogWriter == nil {
+		if w := keyLogWriter(c.printf); w != nil {
 			cfg.KeyLogWriter = w
 		}
 	}
@@ -318,7 +319,7 @@ func (c *Client) dialWebSocket(ctx context.Context, region *derpmap.Region) (*co
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	dc, err := derp.NewClient(c.priv, nc, brw, c.logf,
-		derp.MeshKey(c.MeshKey), derp.IsProber(c.IsProber), derp.CanAckPings(c.canAckPings.Load()))
+		derp.MeshKey(c.MeshKey), derp.IsProber(c.IsProber), derp.AppName(c.AppName), derp.CanAckPings(c.canAckPings.Load()))
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -341,4 +342,30 @@ func (c *Client) requestURLWebSocket(region *derpmap.Region) string {
 		return "https://invalid.invalid/derp"
 	}
 	return "https://" + region.Nodes[0].HostName + "/derp"
+}
+
+// keyLog is the SSLKEYLOGFILE, opened once per process and shared by every
+// client and reconnect: opening it per dial leaked a descriptor each time.
+var keyLog struct {
+	once sync.Once
+	w    io.Writer // nil if unset or unopenable
+}
+
+// keyLogWriter returns the shared SSLKEYLOGFILE writer, or nil. The first
+// call opens the file and warns through logf.
+func keyLogWriter(logf func(string, ...any)) io.Writer {
+	keyLog.once.Do(func() {
+		f := os.Getenv("SSLKEYLOGFILE")
+		if f == "" {
+			return
+		}
+		w, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			logf("derphttp: SSLKEYLOGFILE %s: %v", f, err)
+			return
+		}
+		logf("derphttp: WARNING: writing TLS secrets to SSLKEYLOGFILE %s", f)
+		keyLog.w = w
+	})
+	return keyLog.w
 }

@@ -128,7 +128,7 @@ func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, logf func(
 }
 
 func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, logf func(string, ...any)) error {
-	plogf := func(format string, args ...any) { logf(fmt.Sprintf("mesh(%q): ", p.host)+format, args...) }
+	plogf := meshLogf(logf, p.host)
 	c, err := derphttp.NewClient(s.PrivateKey(), "https://"+p.host+"/derp", plogf)
 	if err != nil {
 		return err
@@ -164,5 +164,13 @@ func meshDialer(dialHost string, logf func(string, ...any)) func(ctx context.Con
 		to := net.JoinHostPort(dialHost, port)
 		logf("dialing %q instead of %q", to, addr)
 		return d.DialContext(ctx, network, to)
+	}
+}
+
+// meshLogf prefixes logf's lines with the mesh peer's host. The host is an
+// argument, never part of the format, so a '%' in it cannot garble a line.
+func meshLogf(logf func(string, ...any), host string) func(string, ...any) {
+	return func(format string, args ...any) {
+		logf("mesh(%q): %s", host, fmt.Sprintf(format, args...))
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"time"
 
 	"github.com/openderp/openderp/internal/debugweb"
 )
@@ -36,13 +35,4 @@ func checkOptions(o *options) (*checkedOptions, error) {
 		return nil, err
 	}
 	return &c, nil
-}
-
-// derpWriteTimeout maps -tcp-write-timeout to derp.Server.WriteTimeout, where
-// zero means the default and a negative value means none.
-func derpWriteTimeout(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

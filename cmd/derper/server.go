@@ -87,16 +87,25 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		}
 	}
 
+	if err := derp.CheckEnv(); err != nil {
+		return err
+	}
 	serveTLS := port == "443" || port == "https" || o.certMode == certs.ModeManual
 	s := derp.NewServer(priv, logf)
 	defer s.Close()
+	s.SetDisallowedAppNames(parseAppNames(o.disallowAppNames))
+	if o.rateConfig != "" {
+		if err := applyRateConfig(ctx, s, o.rateConfig, logf); err != nil {
+			return err
+		}
+	}
 	s.SetVerifyClient(o.verifyClients)
 	if o.socket != "" {
 		s.SetTailscaledSocket(o.socket)
 	}
 	s.SetVerifyClientURL(o.verifyClientURL)
 	s.SetVerifyClientURLFailOpen(o.verifyClientFailOpen)
-	s.WriteTimeout = derpWriteTimeout(o.tcpWriteTimeout)
+	s.SetTCPWriteTimeout(o.tcpWriteTimeout)
 	mk, err := meshKey(o, os.LookupEnv, logf)
 	if err != nil {
 		return err
@@ -234,6 +243,9 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 // variables the reference derper exports.
 func publishProcessVars(s *derp.Server) {
 	publish("derp", s.ExpVar())
+	pkts, bytes := s.DropVars()
+	publish("derp_packets_dropped", pkts)
+	publish("derp_bytes_dropped", bytes)
 	publish("derp_websocket_accepts", expvar.Func(func() any { return derphttp.WebSocketAccepts() }))
 	publish("process_start_unix_time", expvar.Func(func() any { return processStart.Unix() }))
 	publish("version", expvar.Func(func() any { return derp.Version }))
