@@ -6,18 +6,6 @@ import (
 	"time"
 )
 
-func TestDERPWriteTimeout(t *testing.T) {
-	for in, want := range map[time.Duration]time.Duration{
-		0:               -1, // the flag's "none" is the server's negative
-		2 * time.Second: 2 * time.Second,
-		time.Minute:     time.Minute,
-	} {
-		if got := derpWriteTimeout(in); got != want {
-			t.Errorf("derpWriteTimeout(%v) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 func TestCheckOptions(t *testing.T) {
 	tests := []struct {
 		name string
