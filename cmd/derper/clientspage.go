@@ -10,6 +10,7 @@ import (
 
 	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/internal/debugweb"
+	"github.com/openderp/openderp/key"
 )
 
 // addClientsPage registers /debug/clients/, a searchable, sortable and
@@ -54,8 +55,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func countKeys(all []derp.ConnSnapshot) int {
-	q := &clientsQuery{filter: filterAll}
-	return q.run(all).keys
+	keys := make(map[key.NodePublic]bool, len(all))
+	for i := range all {
+		keys[all[i].Key] = true
+	}
+	return len(keys)
 }
 
 func serveClientsIndex(w http.ResponseWriter, q *clientsQuery, all []derp.ConnSnapshot) {

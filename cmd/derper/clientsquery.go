@@ -105,9 +105,16 @@ func parseClientsQuery(v url.Values, now time.Time) (*clientsQuery, error) {
 	}
 
 	n := 0
+	for _, f := range []string{"all", "ip", "cidr", "key"} {
+		if v.Get(f) != "" || (f == "all" && v.Has(f)) {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, errors.New("only one of all, ip, cidr, or key may be given")
+	}
 	if v.Has("all") {
 		q.filter = filterAll
-		n++
 	}
 	if s := v.Get("ip"); s != "" {
 		ip, err := netip.ParseAddr(s)
@@ -115,7 +122,6 @@ func parseClientsQuery(v url.Values, now time.Time) (*clientsQuery, error) {
 			return nil, fmt.Errorf("bad ip %q: %w", s, err)
 		}
 		q.filter, q.filterArg, q.ip = filterIP, s, ip.Unmap()
-		n++
 	}
 	if s := v.Get("cidr"); s != "" {
 		p, err := netip.ParsePrefix(s)
@@ -123,7 +129,6 @@ func parseClientsQuery(v url.Values, now time.Time) (*clientsQuery, error) {
 			return nil, fmt.Errorf("bad cidr %q: %w", s, err)
 		}
 		q.filter, q.filterArg, q.prefix = filterCIDR, s, p.Masked()
-		n++
 	}
 	if s := v.Get("key"); s != "" {
 		k, err := parseNodeKey(s)
@@ -131,10 +136,6 @@ func parseClientsQuery(v url.Values, now time.Time) (*clientsQuery, error) {
 			return nil, err
 		}
 		q.filter, q.filterArg, q.key = filterKey, s, k
-		n++
-	}
-	if n > 1 {
-		return nil, errors.New("only one of all, ip, cidr, or key may be given")
 	}
 	if apps, ok := v["app"]; ok {
 		q.apps = slices.Clone(apps)
@@ -356,7 +357,7 @@ func (q *clientsQuery) run(all []derp.ConnSnapshot) clientsPage {
 	}
 	end := min(start+q.limit, len(rows))
 	p := clientsPage{conns: len(rows), keys: len(keys), rows: rows[start:end], remaining: len(rows) - end}
-	if p.remaining > 0 {
+	if p.remaining > 0 && end > start {
 		p.next = q.nextURL(&rows[end-1])
 	}
 	return p

@@ -178,7 +178,9 @@ func TestClientsCursorWithoutAfterConn(t *testing.T) {
 		{"all&sort=rx&after=100", func(c derp.ConnSnapshot) bool { return c.RxBytes > 100 }},
 		{"all&sort=-rx&after=100", func(c derp.ConnSnapshot) bool { return c.RxBytes < 100 }},
 		// A bare IP skips all of its ports.
-		{"all&sort=ip&after=192.0.2.1", func(c derp.ConnSnapshot) bool { return c.RemoteAddr.Addr().Compare(netip.MustParseAddr("192.0.2.1")) > 0 }},
+		{"all&sort=ip&after=192.0.2.1", func(c derp.ConnSnapshot) bool {
+			return c.RemoteAddr.Addr().Compare(netip.MustParseAddr("192.0.2.1")) > 0
+		}},
 		{"all&sort=ip&after=192.0.2.1:1000", func(c derp.ConnSnapshot) bool {
 			return c.RemoteAddr.Compare(netip.MustParseAddrPort("192.0.2.1:1000")) > 0
 		}},
