@@ -42,6 +42,7 @@ func TestMeshKeyMatches(t *testing.T) {
 		{"short peer", testMeshKey, testMeshKey[:62], false},
 		{"undecodable peer", testMeshKey, "x" + testMeshKey[1:], false},
 		{"empty peer", testMeshKey, "", false},
+		{"zero key is no key", strings.Repeat("0", 64), strings.Repeat("0", 64), false},
 		{"legacy text key, same", legacy, legacy, true},
 		{"legacy text key, other case", legacy, strings.ToUpper(legacy), false},
 	}
@@ -83,8 +84,14 @@ func FuzzParseMeshKey(f *testing.F) {
 			return
 		}
 		// A parsed key round-trips through the wire form and matches
-		// itself, in either case.
+		// itself, in either case; the zero key is sent as nothing.
 		w := wireMeshKey(strings.TrimSpace(s))
+		if k == ([MeshKeyLen]byte{}) {
+			if w != "" && len(strings.TrimSpace(s)) == 2*MeshKeyLen {
+				t.Fatalf("zero key sent as %q", w)
+			}
+			return
+		}
 		if k2, err := ParseMeshKey(w); err != nil || k2 != k || w != strings.ToLower(w) {
 			t.Fatalf("wire form %q of %q: %v", w, s, err)
 		}
