@@ -59,7 +59,7 @@ func (c *sclient) snapshot(active bool) ConnSnapshot {
 		ConnectedAt: c.connected,
 		Active:      active,
 		Dup:         c.isDup.Load(),
-		Disabled:    c.isDisabled.Load(),
+		Disabled:    false, // no policy disables a connection; see docs/compat.md#dup-history
 		Home:        st.home.Load(),
 		MeshPeer:    c.canMesh,
 		NotIdeal:    c.notIdeal,

@@ -60,7 +60,8 @@ var (
 	// which cannot take part in a NaCl box exchange.
 	ErrZeroKey = errors.New("derp: zero public key")
 
-	// ErrServerClosed is returned by operations on a closed Server.
+	// ErrServerClosed ends a connection that Accept received after Close
+	// began; Accept closes it without logging.
 	ErrServerClosed = errors.New("derp: server closed")
 
 	// ErrClientClosed is returned by a Client after it has failed or been

@@ -181,13 +181,26 @@ func parseClientInfo(p []byte) (pub key.NodePublic, sealed []byte, err error) {
 }
 
 func parseSendPacket(p []byte) (dst key.NodePublic, pkt []byte, err error) {
-	if len(p) < KeyLen {
-		return key.NodePublic{}, nil, malformed(FrameSendPacket, len(p), "shorter than a key")
+	dst, pktLen, err := parseSendPacketHead(len(p), p)
+	if err != nil {
+		return key.NodePublic{}, nil, err
 	}
-	if len(p)-KeyLen > MaxPacketSize {
-		return key.NodePublic{}, nil, malformed(FrameSendPacket, len(p), "packet too big")
+	return dst, p[len(p)-pktLen:], nil
+}
+
+// parseSendPacketHead checks the length n of a SendPacket payload and
+// decodes its fixed part from head, which holds the payload's first
+// min(n, KeyLen) bytes or more. It returns the destination and the length
+// of the packet that follows. The server's read loop calls it on a peeked
+// header, parseSendPacket on a whole payload: both take the same checks.
+func parseSendPacketHead(n int, head []byte) (dst key.NodePublic, pktLen int, err error) {
+	if n < KeyLen || len(head) < KeyLen {
+		return key.NodePublic{}, 0, malformed(FrameSendPacket, n, "shorter than a key")
 	}
-	return key.NodePublicFromBytes(p), p[KeyLen:], nil
+	if n-KeyLen > MaxPacketSize {
+		return key.NodePublic{}, 0, malformed(FrameSendPacket, n, "packet too big")
+	}
+	return key.NodePublicFromBytes(head), n - KeyLen, nil
 }
 
 func parseRecvPacket(p []byte) (src key.NodePublic, pkt []byte, err error) {
@@ -198,13 +211,23 @@ func parseRecvPacket(p []byte) (src key.NodePublic, pkt []byte, err error) {
 }
 
 func parseForwardPacket(p []byte) (src, dst key.NodePublic, pkt []byte, err error) {
-	if len(p) < 2*KeyLen {
-		return key.NodePublic{}, key.NodePublic{}, nil, malformed(FrameForwardPacket, len(p), "shorter than two keys")
+	src, dst, pktLen, err := parseForwardPacketHead(len(p), p)
+	if err != nil {
+		return key.NodePublic{}, key.NodePublic{}, nil, err
 	}
-	if len(p)-2*KeyLen > MaxPacketSize {
-		return key.NodePublic{}, key.NodePublic{}, nil, malformed(FrameForwardPacket, len(p), "packet too big")
+	return src, dst, p[len(p)-pktLen:], nil
+}
+
+// parseForwardPacketHead is parseSendPacketHead for ForwardPacket: head
+// holds at least the payload's first min(n, 2*KeyLen) bytes.
+func parseForwardPacketHead(n int, head []byte) (src, dst key.NodePublic, pktLen int, err error) {
+	if n < 2*KeyLen || len(head) < 2*KeyLen {
+		return key.NodePublic{}, key.NodePublic{}, 0, malformed(FrameForwardPacket, n, "shorter than two keys")
 	}
-	return key.NodePublicFromBytes(p), key.NodePublicFromBytes(p[KeyLen:]), p[2*KeyLen:], nil
+	if n-2*KeyLen > MaxPacketSize {
+		return key.NodePublic{}, key.NodePublic{}, 0, malformed(FrameForwardPacket, n, "packet too big")
+	}
+	return key.NodePublicFromBytes(head), key.NodePublicFromBytes(head[KeyLen:]), n - 2*KeyLen, nil
 }
 
 func appendPeerGone(b []byte, peer key.NodePublic, reason PeerGoneReasonType) []byte {

@@ -129,7 +129,10 @@ func (s *Server) expvarMap() *expvar.Map {
 	v.Set("gauge_current_notideal_connections", &m.curNotIdealConns)
 	v.Set("gauge_clients_total", expvar.Func(func() any { return int64(s.numClients(true)) }))
 	v.Set("gauge_clients_local", expvar.Func(func() any { return int64(s.numClients(false)) }))
-	v.Set("gauge_clients_remote", expvar.Func(func() any { return int64(s.numClients(true) - s.numClients(false)) }))
+	v.Set("gauge_clients_remote", expvar.Func(func() any {
+		region, local := s.clientCounts()
+		return int64(region - local)
+	}))
 	v.Set("gauge_current_dup_client_keys", &m.dupClientKeys)
 	v.Set("gauge_current_dup_client_conns", &m.dupClientConns)
 	v.Set("counter_total_dup_client_conns", &m.dupClientConnsTotal)

@@ -108,7 +108,7 @@ func (c *sclient) waitRecvLimit(ctx context.Context, n uint32) error {
 		r.Cancel()
 		return ctx.Err()
 	case <-c.s.closing:
-		return errServerClosing
+		return ErrServerClosed
 	}
 }
 

@@ -140,9 +140,8 @@ func (s *Server) unregisterClient(c *sclient) {
 			m.dupClientConns.Add(-1)
 			m.dupClientKeys.Add(-1)
 			rest.isDup.Store(false)
-			rest.isDisabled.Store(false)
 			set.active = rest
-		} else if d.last != nil && !d.last.isDisabled.Load() {
+		} else if d.last != nil {
 			set.active = d.last
 		} else {
 			set.active = nil
@@ -300,7 +299,7 @@ func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf,
 	case fwd != nil:
 		s.metrics.packetsForwardedOut.Add(1)
 		// The forwarder copies what it needs before returning.
-		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil && debugLogs {
+		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil && c.debug {
 			s.logf.printf("%sforwarding to %v via %v: %v", c.logPrefix, dst.ShortString(), fwd, err)
 		}
 		putPacketBuf(pb)

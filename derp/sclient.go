@@ -43,11 +43,11 @@ type sclient struct {
 	notHereLimit *rate.Limiter // owned by the read loop; made on first use
 	recvLimit    recvLimiter   // owned by the read loop
 
-	isDup      atomic.Bool // one of several connections for key
-	isDisabled atomic.Bool // reserved for the "disable fighters" policy; never set
+	isDup atomic.Bool // one of several connections for key
 
 	isWatcher bool // guarded by Server.mu
-	rttState  int8 // owned by the RTT sampler
+	rttState  int8 // set by initRTT before registration, then read by the RTT sampler
+	debug     bool // set once: verbose logs (DERP_DEBUG_LOGS, DERP_PROBER_DEBUG_LOGS)
 
 	// Send state, guarded by qmu. Lock order: Server.mu, then qmu.
 	qmu        sync.Mutex
@@ -107,9 +107,11 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	}
 	c.flags = presentFlags(c.canMesh, info.IsProber, c.notIdeal)
 	c.writeTimeout = s.writeTimeoutFor(c.canMesh)
+	c.debug = debugLogs || (proberDebugLogs && info.IsProber)
+	s.initRTT(c)
 
 	if !s.registerClient(c) {
-		return errServerClosing
+		return ErrServerClosed
 	}
 	defer s.unregisterClient(c)
 
@@ -119,7 +121,13 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	}
 	c.startWriting()
 
+	if c.debug {
+		s.logf.printf("%sconnected (mesh %v, prober %v)", c.logPrefix, c.canMesh, info.IsProber)
+	}
 	err = c.readLoop(ctx)
+	if c.debug {
+		s.logf.printf("%sread loop ended: %v", c.logPrefix, err)
+	}
 	if werr := c.shutdown(); werr != nil && !s.isClosed() {
 		s.logf.printf("%ssender failed: %v", c.logPrefix, werr)
 		if isTimeout(werr) {
@@ -163,7 +171,7 @@ func (c *sclient) readLoop(ctx context.Context) error {
 		if err := c.waitRecvLimit(ctx, n); err != nil {
 			return err
 		}
-		if c.isDup.Load() && !c.isDisabled.Load() {
+		if c.isDup.Load() {
 			c.s.noteActive(c)
 		}
 		if err := c.handleFrame(t, n); err != nil {
@@ -248,18 +256,27 @@ func (c *sclient) readPacket(pktLen int) (*packetBuf, error) {
 	return pb, nil
 }
 
+// peekHead returns the first min(n, size) bytes of an n-byte payload
+// without consuming them; it never reads past the frame.
+func (c *sclient) peekHead(n uint32, size int) ([]byte, error) {
+	b, err := c.br.Peek(int(min(n, uint32(size))))
+	if err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	return b, nil
+}
+
 func (c *sclient) handleSendPacket(n uint32) error {
-	if n < KeyLen {
-		return malformed(FrameSendPacket, int(n), "shorter than a key")
-	}
-	if n-KeyLen > MaxPacketSize {
-		return malformed(FrameSendPacket, int(n), "packet too big")
-	}
-	dst, err := c.readKey()
+	head, err := c.peekHead(n, KeyLen)
 	if err != nil {
 		return err
 	}
-	pb, err := c.readPacket(int(n - KeyLen))
+	dst, pktLen, err := parseSendPacketHead(int(n), head)
+	if err != nil {
+		return err
+	}
+	c.br.Discard(KeyLen)
+	pb, err := c.readPacket(pktLen)
 	if err != nil {
 		return err
 	}
@@ -278,21 +295,16 @@ func (c *sclient) handleSendPacket(n uint32) error {
 }
 
 func (c *sclient) handleForwardPacket(n uint32) error {
-	if n < 2*KeyLen {
-		return malformed(FrameForwardPacket, int(n), "shorter than two keys")
-	}
-	if n-2*KeyLen > MaxPacketSize {
-		return malformed(FrameForwardPacket, int(n), "packet too big")
-	}
-	src, err := c.readKey()
+	head, err := c.peekHead(n, 2*KeyLen)
 	if err != nil {
 		return err
 	}
-	dst, err := c.readKey()
+	src, dst, pktLen, err := parseForwardPacketHead(int(n), head)
 	if err != nil {
 		return err
 	}
-	pb, err := c.readPacket(int(n - 2*KeyLen))
+	c.br.Discard(2 * KeyLen)
+	pb, err := c.readPacket(pktLen)
 	if err != nil {
 		return err
 	}

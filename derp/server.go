@@ -3,10 +3,10 @@ package derp
 import (
 	"bufio"
 	"context"
-	"errors"
 	"expvar"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +63,10 @@ type Server struct {
 	accepting   sync.WaitGroup                           // one per running Accept
 	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
 }
+
+// MinReaderSize is the smallest read buffer Accept works with: the two
+// keys at the head of a ForwardPacket frame.
+const MinReaderSize = 2 * KeyLen
 
 // NewServer returns a relay that identifies itself with priv. logf
 // receives connection-level log lines; nil discards them.
@@ -184,6 +188,8 @@ func (s *Server) SetVerifyClientURLFailOpen(v bool) {
 //
 // brw must read from and write to nc. It may already hold bytes the client
 // sent (a fast-start client sends its handshake with the HTTP request).
+// The server peeks at up to MinReaderSize bytes of a frame at once; a
+// smaller brw.Reader is wrapped in one of that size.
 // remoteAddr is the client's "ip:port", used for logs, PeerPresent and the
 // admission check.
 func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string) {
@@ -205,6 +211,9 @@ type ConnOptions struct {
 // the connection.
 func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
 	s.metrics.accepts.Add(1)
+	if brw.Reader.Size() < MinReaderSize {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -264,16 +273,34 @@ func (s *Server) Close() error {
 // numClients returns the number of keys in the region (withRemote) or
 // connected locally.
 func (s *Server) numClients(withRemote bool) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	region, local := s.clientCounts()
 	if withRemote {
-		return len(s.clientsMesh)
+		return region
 	}
-	return len(s.clients)
+	return local
 }
 
-// errServerClosing is used internally to end a read loop quietly.
-var errServerClosing = errors.New("derp: server closing")
+// clientCounts returns the number of keys in the region and of those
+// connected locally, read together so that their difference, the remote
+// count, is never negative.
+func (s *Server) clientCounts() (region, local int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clientsMesh), len(s.clients)
+}
 
-// debugLogs turns on verbose per-connection logging (DERP_DEBUG_LOGS).
-var debugLogs = os.Getenv("DERP_DEBUG_LOGS") != ""
+// Debug switches, read once at start. A boolean variable is on when
+// strconv.ParseBool says true: "0", "false" or a typo leave it off.
+var (
+	// debugLogs turns on verbose logging for every connection
+	// (DERP_DEBUG_LOGS).
+	debugLogs = envBool("DERP_DEBUG_LOGS")
+	// proberDebugLogs turns it on for connections that declared IsProber
+	// (DERP_PROBER_DEBUG_LOGS).
+	proberDebugLogs = envBool("DERP_PROBER_DEBUG_LOGS")
+)
+
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
+}

@@ -9,7 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
+	"sync"
 
 	"github.com/coder/websocket"
 
@@ -236,9 +239,8 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 	} else {
 		cfg.ServerName = c.url.Hostname()
 	}
-	if f := os.Getenv("SSLKEYLOGFILE"); f != "" && cfg.KeyLogWriter == nil {
-		if w, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
-			c.printf("derphttp: WARNING: writing TLS secrets to SSLKEYLOGFILE %s", f)
+	if cfg.KeyLogWriter == nil {
+		if w := keyLogWriter(c.printf); w != nil {
 			cfg.KeyLogWriter = w
 		}
 	}
@@ -249,6 +251,19 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 	}
 	if cfg.InsecureSkipVerify {
 		return cfg // the caller's choice
+	}
+	if node != nil && strings.HasPrefix(node.CertName, derpmap.CertPinPrefix) {
+		// A pinned certificate replaces chain verification. No SNI is
+		// sent to an IP literal, and then none is checked.
+		pin, sni := node.CertName, cfg.ServerName
+		if _, err := netip.ParseAddr(sni); err == nil {
+			sni = ""
+		}
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return VerifyCertPin(cs.PeerCertificates, pin, sni)
+		}
+		return cfg
 	}
 	certName := cfg.ServerName
 	if node != nil && node.CertName != "" {
@@ -327,4 +342,30 @@ func (c *Client) requestURLWebSocket(region *derpmap.Region) string {
 		return "https://invalid.invalid/derp"
 	}
 	return "https://" + region.Nodes[0].HostName + "/derp"
+}
+
+// keyLog is the SSLKEYLOGFILE, opened once per process and shared by every
+// client and reconnect: opening it per dial leaked a descriptor each time.
+var keyLog struct {
+	once sync.Once
+	w    io.Writer // nil if unset or unopenable
+}
+
+// keyLogWriter returns the shared SSLKEYLOGFILE writer, or nil. The first
+// call opens the file and warns through logf.
+func keyLogWriter(logf func(string, ...any)) io.Writer {
+	keyLog.once.Do(func() {
+		f := os.Getenv("SSLKEYLOGFILE")
+		if f == "" {
+			return
+		}
+		w, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			logf("derphttp: SSLKEYLOGFILE %s: %v", f, err)
+			return
+		}
+		logf("derphttp: WARNING: writing TLS secrets to SSLKEYLOGFILE %s", f)
+		keyLog.w = w
+	})
+	return keyLog.w
 }
