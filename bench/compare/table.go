@@ -123,10 +123,17 @@ func fmtNum(x float64) string {
 	return fmt.Sprintf("%.3f", x)
 }
 
-func fmtStats(s stats, scale float64) string {
+func fmtStats(s stats, scale float64, runs int) string {
 	if s.n == 0 {
 		return "–"
 	}
+	if s.n < runs {
+		return fmtStatsN(s, scale) + fmt.Sprintf(" [%d runs]", s.n)
+	}
+	return fmtStatsN(s, scale)
+}
+
+func fmtStatsN(s stats, scale float64) string {
 	if scale == 0 {
 		scale = 1
 	}
@@ -168,7 +175,7 @@ func printTable(w io.Writer, p plan, res results) {
 	for _, r := range rows(p) {
 		cells := []string{r.label, r.unit}
 		for _, n := range names {
-			cells = append(cells, fmtStats(summarize(res[n][r.key]), r.scale))
+			cells = append(cells, fmtStats(summarize(res[n][r.key]), r.scale, p.runs))
 		}
 		for _, ref := range refs {
 			cells = append(cells, fmtRatio(summarize(ratios(res[ours][r.key], res[ref][r.key]))))
