@@ -30,6 +30,7 @@ func TestSmoke(t *testing.T) {
 		sizes: []int{100}, pairs: []int{2}, idleSteps: []int{20, 50},
 	}
 	res := measureAll(ctx, p, impls, t.Logf)
+	derive(res)
 	ours := res["openderp"]
 	for _, r := range rows(p) {
 		v := ours[r.key]

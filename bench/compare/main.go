@@ -106,6 +106,7 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	res := measureAll(ctx, p, impls, logf)
+	derive(res)
 	if *out != "" {
 		if err := writeJSON(*out, res); err != nil {
 			return err

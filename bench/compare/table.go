@@ -47,6 +47,7 @@ func rows(p plan) []row {
 					row{what + ", flat out: delivered", f + "pps", "pkt/s", 0},
 					row{what + ", flat out: drop fraction", f + "drop", "%", 100},
 					row{what + ", flat out: packets per server CPU-s", f + "ppcpu", "pkt/CPU-s", 0},
+					row{what + ", flat out ÷ 32 in flight, delivered", f + "vswin", "×", 0},
 				)
 			}
 		}
@@ -70,6 +71,29 @@ func rows(p plan) []row {
 		}
 	}
 	return rs
+}
+
+// derive adds figures computed from others of the same server and run:
+// flat-out delivery as a fraction of the windowed one.
+func derive(res results) {
+	for _, ms := range res {
+		for k, flat := range ms {
+			pre, ok := strings.CutSuffix(k, ".flat.pps")
+			if !ok {
+				continue
+			}
+			win := ms[pre+".win.pps"]
+			var r []float64
+			for i := range flat {
+				x := math.NaN()
+				if i < len(win) && win[i] > 0 {
+					x = flat[i] / win[i]
+				}
+				r = append(r, x)
+			}
+			ms[pre+".flat.vswin"] = r
+		}
+	}
 }
 
 // stats are the median, min and max of some values.
