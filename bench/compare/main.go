@@ -88,6 +88,11 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *maxTime > 0 {
 		p.maxRuntime = *maxTime
 	}
+	if n := p.idleSteps[len(p.idleSteps)-1]; !p.skipIdle {
+		if err := raiseFileLimit(uint64(n) + 256); err != nil {
+			return err
+		}
+	}
 	impls := allImpls()
 	if *only != "" {
 		impls = filterImpls(impls, strings.Split(*only, ","))
