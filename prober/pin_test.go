@@ -47,7 +47,7 @@ func TestIPOnlyNodes(t *testing.T) {
 	dp, err := prober.DERP(p, "https://example.invalid/", prober.WithFetch(src.fetch),
 		prober.WithTLSConfig(ca.TLSConfig()),
 		prober.WithTLSProbing(10*time.Second), prober.WithMeshProbing(10*time.Second),
-		prober.WithBandwidthProbing(10*time.Second, 10_000), prober.WithQueuingDelayProbing(20, time.Second))
+		prober.WithBandwidthProbing(10*time.Second, 10_000), prober.WithQueuingDelayProbing(20, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -167,7 +167,7 @@ func TestOurProberBothRelays(t *testing.T) {
 				prober.WithSTUNProbing(20 * time.Second),
 				prober.WithMeshProbing(20 * time.Second),
 				prober.WithBandwidthProbing(20*time.Second, 200_000),
-				prober.WithQueuingDelayProbing(20, time.Second),
+				prober.WithQueuingDelayProbing(20, 5*time.Second),
 			}
 			if tt.tun {
 				tun, err := prober.OpenTUN("dpinterop", netip.MustParseAddr("198.19.253.1"))
