@@ -10,3 +10,4 @@ var InitialDelay = initialDelay
 var ProbeSTUN = probeSTUN
 
 var TUNAddrs = tunAddrs
+var Sparkline = sparkline

@@ -36,7 +36,10 @@ func sparkline(results []bool, latencies []time.Duration) template.HTML {
 	for _, l := range latencies {
 		max = maxDur(max, l)
 	}
-	if len(latencies) > 0 {
+	if len(latencies) == 1 {
+		// A line needs two points; one latency is a dot.
+		fmt.Fprintf(&b, `<circle class="latency" cx="%.1f" cy="%d" r="2" fill="#36c"/>`, sparkX(0, 1), sparkLine/2)
+	} else if len(latencies) > 1 {
 		b.WriteString(`<polyline class="latency" fill="none" stroke="#36c" stroke-width="1.5" points="`)
 		for i, l := range latencies {
 			x := sparkX(i, len(latencies))

@@ -121,7 +121,7 @@ func TestStatusHandler(t *testing.T) {
 			`<tr class="probe succeeded" data-name="good">`,
 			`<svg class="spark"`,
 			`<rect class="fail"`,
-			`<polyline class="latency"`,
+			`<circle class="latency"`, // one latency: a dot
 			`href="/debug/varz">Prober metrics</a>`,
 			`href="/debug/probe-run?name=good">Run Probe</a>`,
 			`href="/debug/probe-run?name=bad">Run Probe</a>`,
@@ -228,4 +228,31 @@ func TestRunHandler(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestSparkline(t *testing.T) {
+	ms := time.Millisecond
+	for _, tt := range []struct {
+		results   []bool
+		latencies []time.Duration
+		want      []string
+		wantNot   []string
+	}{
+		{nil, nil, nil, []string{"<svg"}},
+		{[]bool{false}, nil, []string{`<rect class="fail"`, "0 of 1 recent runs"}, []string{"latency"}},
+		{[]bool{true}, []time.Duration{ms}, []string{`<circle class="latency"`, `<rect class="ok"`}, []string{"polyline"}},
+		{[]bool{true, false, true}, []time.Duration{ms, 3 * ms}, []string{`<polyline class="latency"`, `points="1.0,13.0 99.0,1.0"`, "2 of 3 recent runs"}, nil},
+	} {
+		got := string(prober.Sparkline(tt.results, tt.latencies))
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("sparkline(%v, %v) = %s; lacks %s", tt.results, tt.latencies, got, w)
+			}
+		}
+		for _, w := range tt.wantNot {
+			if strings.Contains(got, w) {
+				t.Errorf("sparkline(%v, %v) = %s; has %s", tt.results, tt.latencies, got, w)
+			}
+		}
+	}
 }
