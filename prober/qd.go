@@ -181,12 +181,8 @@ func (d *DERPProber) probeQD(ctx context.Context, from, to string, st *qdStats) 
 	}
 	defer toc.Close()
 	if from != to {
-		t := time.NewTimer(meshSettle)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := warmUp(ctx, fromc, toc); err != nil {
+			return err
 		}
 	}
 
@@ -228,7 +224,7 @@ func (d *DERPProber) probeQD(ctx context.Context, from, to string, st *qdStats) 
 					errc <- fmt.Errorf("packet from unexpected source %s; want %s", m.Source.ShortString(), src.ShortString())
 					return
 				}
-				if len(m.Data) < 8 {
+				if len(m.Data) < 8 || isWarmUp(m.Data) {
 					continue
 				}
 				if at, ok := recs.take(binary.BigEndian.Uint64(m.Data)); ok {

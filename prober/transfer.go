@@ -21,9 +21,6 @@ const (
 	// maxInFlight bounds packets sent but not yet received, just under
 	// the 32 packets a server queues per client.
 	maxInFlight = 30
-	// meshSettle gives the receiving node's mesh peers time to learn
-	// about the receiving client before the first packet is sent.
-	meshSettle = 100 * time.Millisecond
 	// meshPacketSize is the mesh probe's payload.
 	meshPacketSize = 8
 )
@@ -124,12 +121,8 @@ func (d *DERPProber) probeTransfer(ctx context.Context, from, to string, isProbe
 	defer toc.Close()
 
 	if from != to {
-		t := time.NewTimer(meshSettle)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, fmt.Errorf("%s -> %s: timeout: %w", fromc.SelfPublicKey().ShortString(), toc.SelfPublicKey().ShortString(), ctx.Err())
-		case <-t.C:
+		if err := warmUp(ctx, fromc, toc); err != nil {
+			return 0, fmt.Errorf("%s -> %s: %w", fromc.SelfPublicKey().ShortString(), toc.SelfPublicKey().ShortString(), err)
 		}
 	}
 	start := time.Now()
@@ -250,6 +243,9 @@ func (d *DERPProber) transfer(ctx context.Context, fromc, toc *derphttp.Client, 
 			}
 			switch m := m.(type) {
 			case derp.ReceivedPacket:
+				if isWarmUp(m.Data) {
+					continue // a late warm-up packet
+				}
 				if m.Source != src {
 					errc <- fmt.Errorf("packet %d from %s; want %s", i, m.Source.ShortString(), src.ShortString())
 					return

@@ -134,12 +134,8 @@ func (d *DERPProber) probeTUNBandwidth(ctx context.Context, from, to string) (ti
 	}
 	defer toc.Close()
 	if from != to {
-		t := time.NewTimer(meshSettle)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return 0, 0, ctx.Err()
-		case <-t.C:
+		if err := warmUp(ctx, fromc, toc); err != nil {
+			return 0, 0, err
 		}
 	}
 
@@ -269,7 +265,7 @@ func tunFromDERP(tun *TUN, toc, fromc *derphttp.Client) error {
 		if err != nil {
 			return nil // closed at the end of the probe; the TCP side reports failures
 		}
-		if p, ok := m.(derp.ReceivedPacket); ok && p.Source == src {
+		if p, ok := m.(derp.ReceivedPacket); ok && p.Source == src && !isWarmUp(p.Data) {
 			tun.dev.Write(p.Data)
 		}
 	}
