@@ -181,7 +181,11 @@ func (d *DERPProber) probeQD(ctx context.Context, from, to string, st *qdStats) 
 	}
 	defer toc.Close()
 	if from != to {
-		if err := warmUp(ctx, fromc, toc); err != nil {
+		// The run has no deadline: give the warm-up one packet timeout.
+		wctx, wcancel := context.WithTimeout(ctx, d.qdPacketTimeout())
+		err := warmUp(wctx, fromc, toc)
+		wcancel()
+		if err != nil {
 			return err
 		}
 	}
@@ -195,10 +199,7 @@ func (d *DERPProber) probeQD(ctx context.Context, from, to string, st *qdStats) 
 	defer stop()
 
 	rate := max(d.qdRate, 1)
-	timeout := d.qdTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
+	timeout := d.qdPacketTimeout()
 	recs := &txRecords{cap: int(math.Ceil(float64(rate)*timeout.Seconds())) + 1}
 	var sent, dropped int
 	drop := func(n int) {
@@ -299,4 +300,12 @@ func (d *DERPProber) qdFinish(ctx context.Context, recs *txRecords, timeout time
 		return errors.New("no queuing-delay packets sent")
 	}
 	return nil
+}
+
+// qdPacketTimeout is -qd-packet-timeout, 5s if not positive.
+func (d *DERPProber) qdPacketTimeout() time.Duration {
+	if d.qdTimeout <= 0 {
+		return 5 * time.Second
+	}
+	return d.qdTimeout
 }

@@ -70,8 +70,8 @@ func TestQueuingDelayProbe(t *testing.T) {
 		{"derp/lab/a/b/qd", ""},
 		{"derp/lab/b/a/qd", ""},
 		{"derp/lab/b/b/qd", ""},
-		{"derp/split/a2/c/qd", "queuing-delay packets dropped"},
-		{"derp/split/c/a2/qd", "queuing-delay packets dropped"},
+		{"derp/split/a2/c/qd", "timeout waiting for the path to carry packets"},
+		{"derp/split/c/a2/qd", "timeout waiting for the path to carry packets"},
 		{"derp/split/c/c/qd", ""},
 	} {
 		info, ok := infos[tt.name]
@@ -115,7 +115,8 @@ func TestQueuingDelayProbe(t *testing.T) {
 	for _, m := range drops.GetMetric() {
 		n := m.GetCounter().GetValue()
 		name := labelOf(m, "name")
-		if split := strings.Contains(name, "/split/a2/c/") || strings.Contains(name, "/split/c/a2/"); split != (n > 0) {
+		// A path that never carries a packet fails its warm-up: no drops.
+		if n > 0 {
 			t.Errorf("%s: %v dropped packets", name, n)
 		}
 	}
