@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 go test -race -count=1 ./...
-for mod in interop interop/latest; do
-	[ -f "$mod/go.mod" ] || continue
-	(cd "$mod" && go test -race -count=1 ./...)
-done
+(cd interop && go test -race -count=1 ./...)
+# The newest reference compiles its DERP WebSocket client in only with this
+# tag; without it the WebSocket cases skip.
+(cd interop/latest && go test -race -count=1 -tags ts_debug_websockets ./...)
