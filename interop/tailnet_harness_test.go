@@ -334,7 +334,18 @@ func startNode(t *testing.T, ctx context.Context, controlURL, name string) *tail
 		UserLogf:   nl.logf,
 	}
 	t.Cleanup(func() {
-		s.Close()
+		// The reference's Close can hang in WireGuard's BindClose after a
+		// transfer was cut off; a failed test must still end.
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			s.Close()
+		}()
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			t.Errorf("closing node %s took over 30s; left it", name)
+		}
 		if t.Failed() {
 			t.Logf("last log lines of node %s:\n%s", name, nl.tail(60))
 		}
