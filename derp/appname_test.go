@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -190,5 +191,25 @@ func TestPeerPresentAppNameAndNotIdeal(t *testing.T) {
 			}
 			waitFor(t, "gauge back to 0", func() bool { return gauge() == 0 })
 		})
+	}
+}
+
+// The log line for an invalid name is the reference's.
+func TestInvalidAppNameLogLine(t *testing.T) {
+	lines := make(chan string, 10)
+	s := NewServer(key.NewNode(), func(format string, args ...any) { lines <- fmt.Sprintf(format, args...) })
+	defer s.Close()
+	nc := pipeAccept(t, s, "192.0.2.30:30", ConnOptions{})
+	if rawHandshake(t, nc, clientInfo{AppName: "a\nb"}) {
+		t.Fatal("admitted")
+	}
+	want := `derp: 192.0.2.30:30: receive client key: invalid AppName "a\nb"`
+	select {
+	case l := <-lines:
+		if l != want {
+			t.Errorf("log %q; want %q", l, want)
+		}
+	default:
+		t.Error("nothing logged before the connection closed")
 	}
 }
