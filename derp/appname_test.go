@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -212,4 +213,28 @@ func TestInvalidAppNameLogLine(t *testing.T) {
 	default:
 		t.Error("nothing logged before the connection closed")
 	}
+}
+
+// FuzzAppNameInPeerPresent: a valid name survives the PeerPresent round
+// trip; anything else is never delivered.
+func FuzzAppNameInPeerPresent(f *testing.F) {
+	f.Add("myapp")
+	f.Add(strings.Repeat("z", 33))
+	f.Add("a\x00b")
+	k := key.NewNode().Public()
+	f.Fuzz(func(t *testing.T, name string) {
+		b := appendPeerPresent(nil, k, netip.AddrPort{}, PeerPresentIsRegular, name)
+		m, err := parsePeerPresent(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case ValidAppName(name) && m.AppName != name:
+			t.Fatalf("valid name %q came back as %q", name, m.AppName)
+		case !ValidAppName(name) && m.AppName != "":
+			t.Fatalf("invalid name %q delivered as %q", name, m.AppName)
+		case m.Key != k || m.Flags != PeerPresentIsRegular:
+			t.Fatalf("other fields changed: %+v", m)
+		}
+	})
 }
