@@ -29,7 +29,7 @@ func (s *Server) serverHandshake(ctx context.Context, nc Conn, brw *bufio.ReadWr
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	clientKey, info, err := s.recvClientInfo(brw.Reader)
 	if err != nil {
-		return key.NodePublic{}, nil, fmt.Errorf("receiving client info: %w", err)
+		return key.NodePublic{}, nil, fmt.Errorf("receive client key: %w", err)
 	}
 	if err := s.verifyClient(ctx, clientKey, info, remoteAddr); err != nil {
 		return clientKey, info, err
@@ -81,6 +81,11 @@ func (s *Server) recvClientInfo(br *bufio.Reader) (key.NodePublic, *clientInfo, 
 	info := new(clientInfo)
 	if err := json.Unmarshal(js, info); err != nil {
 		return clientKey, nil, fmt.Errorf("decoding client info JSON: %w", err)
+	}
+	// Checked before any admission check, so mesh peers are held to it
+	// too; the connection ends without a ServerInfo.
+	if !ValidAppName(info.AppName) {
+		return clientKey, nil, &InvalidAppNameError{Name: info.AppName}
 	}
 	return clientKey, info, nil
 }

@@ -11,3 +11,8 @@ go test -race -count=1 ./...
 # The newest reference compiles its DERP WebSocket client in only with this
 # tag; without it the WebSocket cases skip.
 (cd interop/latest && go test -race -count=1 -tags ts_debug_websockets ./...)
+# The side-by-side benchmark harness: a smoke run (seconds) against our own
+# server only; `make bench-compare` runs the real comparison.
+if [ -f bench/compare/go.mod ]; then
+	(cd bench/compare && go test -race -count=1 ./...)
+fi
