@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"expvar"
 	"fmt"
 	"log"
@@ -397,5 +396,3 @@ func (l *nodeLog) sawAlwaysDERP() bool {
 	defer l.mu.Unlock()
 	return l.alwaysDERP
 }
-
-var errTimeout = errors.New("timed out")

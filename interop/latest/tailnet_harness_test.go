@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"expvar"
 	"fmt"
 	"log"
@@ -14,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -94,28 +92,6 @@ func (r *tailRelay) serve(ln net.Listener) {
 		r.srv.Serve(tls.NewListener(ln, r.tls))
 	}()
 }
-
-// refuse closes the listening socket, so that new connections are refused
-// while established ones carry on.
-func (r *tailRelay) refuse() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ln != nil {
-		r.ln.Close()
-		r.ln = nil
-	}
-}
-
-// admit listens again on the same port.
-func (r *tailRelay) admit(t *testing.T) {
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)))
-	if err != nil {
-		t.Fatalf("listening again on %s's port: %v", r.name, err)
-	}
-	r.serve(ln)
-}
-
-func (r *tailRelay) url() string { return fmt.Sprintf("https://127.0.0.1:%d/derp", r.port) }
 
 // counters reads the relay's metrics, which both implementations publish
 // under the same names.
@@ -312,5 +288,3 @@ func (l *nodeLog) sawAlwaysDERP() bool {
 	defer l.mu.Unlock()
 	return l.alwaysDERP
 }
-
-var errTimeout = errors.New("timed out")
