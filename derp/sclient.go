@@ -106,6 +106,7 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		return ErrServerClosed
 	}
 	defer s.unregisterClient(c)
+	noteHandshakeDone(ctx)
 
 	if err := s.sendServerInfo(brw.Writer, c.key); err != nil {
 		c.shutdown()

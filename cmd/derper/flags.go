@@ -44,6 +44,8 @@ type options struct {
 	tcpKeepAlive         time.Duration
 	tcpUserTimeout       time.Duration
 	acmeDirectoryURL     string
+
+	limits connLimits // see limits.go
 }
 
 // flagDefaults holds the defaults that depend on the machine, so tests can
@@ -101,5 +103,6 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.DurationVar(&o.tcpKeepAlive, "tcp-keepalive-time", 10*time.Minute, "TCP keepalive period of accepted connections")
 	fs.DurationVar(&o.tcpUserTimeout, "tcp-user-timeout", 15*time.Second, "TCP_USER_TIMEOUT of accepted connections (Linux)")
 	fs.StringVar(&o.acmeDirectoryURL, "acme-directory-url", defaultACMEDirectory, "ACME directory URL used in letsencrypt cert mode (openderp addition, e.g. for a staging or private CA)")
+	registerLimitFlags(fs, &o.limits)
 	return o
 }

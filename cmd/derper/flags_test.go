@@ -45,6 +45,14 @@ func TestFlagDefaults(t *testing.T) {
 		"verify-client-url-fail-open":     {"", "true"},
 		"verify-clients":                  {"", ""},
 		"version":                         {"", ""},
+		// openderp's admission limits (limits.go).
+		"handshake-timeout":        {"duration", "10s"},
+		"max-conns":                {"int", ""},
+		"max-pending-conns":        {"int", "20000"},
+		"max-conns-per-ip":         {"int", ""},
+		"max-pending-conns-per-ip": {"int", "512"},
+		"max-header-bytes":         {"int", "16384"},
+		"read-header-timeout":      {"duration", "10s"},
 	}
 	head := regexp.MustCompile(`(?m)^  -(\S+)(?: (\w+))?$`)
 	def := regexp.MustCompile(`\(default (.*)\)\n`)

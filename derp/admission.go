@@ -1,0 +1,22 @@
+package derp
+
+import "context"
+
+// handshakeDoneKey is the context key of WithHandshakeDone.
+type handshakeDoneKey struct{}
+
+// WithHandshakeDone returns a copy of ctx that makes Accept call f once
+// the client on that connection has completed the DERP handshake and been
+// registered. f is called at most once, from Accept's goroutine. A front
+// end that bounds connections still in their handshake (see derphttp's
+// LimitListener) uses it to learn when one stops being pending.
+func WithHandshakeDone(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, handshakeDoneKey{}, f)
+}
+
+// noteHandshakeDone calls the function set by WithHandshakeDone, if any.
+func noteHandshakeDone(ctx context.Context) {
+	if f, ok := ctx.Value(handshakeDoneKey{}).(func()); ok && f != nil {
+		f()
+	}
+}
