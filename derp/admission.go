@@ -1,6 +1,10 @@
 package derp
 
-import "context"
+import (
+	"context"
+	"errors"
+	"io"
+)
 
 // handshakeDoneKey is the context key of WithHandshakeDone.
 type handshakeDoneKey struct{}
@@ -19,4 +23,14 @@ func noteHandshakeDone(ctx context.Context) {
 	if f, ok := ctx.Value(handshakeDoneKey{}).(func()); ok && f != nil {
 		f()
 	}
+}
+
+// isProtocolError reports whether err, which ended a connection's read
+// loop, is the client's fault: a malformed, oversized, truncated or
+// forbidden frame, rather than the connection going away.
+func isProtocolError(err error) bool {
+	var tooLarge *FrameTooLargeError
+	var bad *MalformedFrameError
+	return errors.As(err, &tooLarge) || errors.As(err, &bad) ||
+		errors.Is(err, ErrInsufficientPermissions) || errors.Is(err, io.ErrUnexpectedEOF)
 }
