@@ -2,6 +2,7 @@ package derp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 )
@@ -33,4 +34,15 @@ func isProtocolError(err error) bool {
 	var bad *MalformedFrameError
 	return errors.As(err, &tooLarge) || errors.As(err, &bad) ||
 		errors.Is(err, ErrInsufficientPermissions) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// isHandshakeProtocolError reports whether a failed handshake was the
+// client's fault (a wrong or malformed frame, a box that does not open,
+// bad JSON) rather than the connection going away or the admission checks
+// refusing the key.
+func isHandshakeProtocolError(err error) bool {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return isProtocolError(err) || errors.Is(err, ErrUnexpectedFrame) || errors.Is(err, ErrCannotOpenBox) ||
+		errors.Is(err, ErrZeroKey) || errors.As(err, &syntax) || errors.As(err, &typ)
 }

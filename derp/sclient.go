@@ -83,6 +83,9 @@ type meshEvent struct {
 func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) error {
 	clientKey, info, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
 	if err != nil {
+		if isHandshakeProtocolError(err) {
+			s.metrics.protocolErrors.Add(1)
+		}
 		return err
 	}
 	c := &sclient{

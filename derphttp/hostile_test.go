@@ -3,8 +3,10 @@ package derphttp_test
 import (
 	"bufio"
 	"crypto/tls"
+	"expvar"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -191,7 +193,7 @@ func TestStalledConnMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			var seen func() int
-			hs := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Minute, ErrorLog: nil}
+			hs := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Minute, ErrorLog: log.New(io.Discard, "", 0)}
 			var l net.Listener = ln
 			var ll *derphttp.LimitListener
 			if tc.limited {
@@ -272,4 +274,167 @@ func (c *connCounter) count() int {
 	n := <-c.ch
 	c.ch <- n
 	return n
+}
+
+// TestHostileManyConns holds many connections that never finish the
+// handshake (idle TCP; TLS done then silent) against a TLS or plain
+// server, while a probe pair relays. Memory and goroutines per held
+// connection are logged and bounded, and everything is released after.
+// By default 500 idle and 100 TLS connections (a few seconds);
+// OPENDERP_HEAVY_TESTS=1 runs the 10,000 and 2,000.
+func TestHostileManyConns(t *testing.T) {
+	idle, stalls := 500, 100
+	if heavy() {
+		idle, stalls = 10000, 2000
+	}
+	ca := newTestCA(t)
+	cases := []struct {
+		name   string
+		n      int
+		mode   string
+		tls    bool
+		maxKiB float64
+	}{
+		{"idle TCP", idle, holdSilent, false, 12},
+		{"idle TCP to TLS port", idle, holdSilent, true, 12},
+		{"TLS done then silent", stalls, holdTLS, true, 64},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raiseFDLimit(t, tc.n+500)
+			var c *testCA
+			if tc.tls {
+				c = ca
+			}
+			ls := newLimitedServer(t, derphttp.Limits{HandshakeTimeout: 2 * time.Minute, MaxPending: 20000}, c)
+			probes := newProbePair(t, ls.url, c)
+			probes.exchange(t)
+			mem0, g0 := memUse()
+			start := time.Now()
+			release := holdConns(t, ls.addr(), tc.n, tc.mode)
+			waitFor(t, "connections admitted", func() bool { o, _ := ls.ll.Counts(); return o >= tc.n+2 })
+			if tc.mode == holdTLS {
+				waitFor(t, "handshakes parked", func() bool { _, g := memUse(); return g >= g0+tc.n })
+			}
+			probes.exchange(t)
+			mem1, g1 := memUse()
+			per := float64(int64(mem1)-int64(mem0)) / float64(tc.n) / 1024
+			t.Logf("%s: %d held in %v; %.1f KiB and %.2f goroutines per connection; probes relayed",
+				tc.name, tc.n, time.Since(start).Round(time.Millisecond), per, float64(g1-g0)/float64(tc.n))
+			if per > tc.maxKiB {
+				t.Errorf("%.1f KiB per held connection, bound %.0f", per, tc.maxKiB)
+			}
+			if got, _ := strconv.Atoi(ls.counter("counter_accepted")); got < tc.n {
+				t.Errorf("counter_accepted = %d, want >= %d", got, tc.n)
+			}
+			release()
+			waitFor(t, "connections released", func() bool { o, p := ls.ll.Counts(); return o == 2 && p == 0 })
+			probes.exchange(t)
+			mem2, g2 := memUse()
+			t.Logf("after release: memory %+d KiB, goroutines %+d", (int64(mem2)-int64(mem0))/1024, g2-g0)
+			if g2-g0 > 10 {
+				t.Errorf("%d goroutines left after release", g2-g0)
+			}
+		})
+	}
+}
+
+// TestHostileRandomBytes sends random bytes to the DERP endpoint: instead
+// of an HTTP request, and after a valid upgrade in place of the DERP
+// handshake, over plain and TLS connections. Each connection is closed,
+// the handshake garbage is counted, and the probes keep relaying.
+func TestHostileRandomBytes(t *testing.T) {
+	ca := newTestCA(t)
+	upgrade := "GET /derp HTTP/1.1\r\nHost: x\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n\r\n"
+	cases := []struct {
+		name     string
+		tls      bool
+		prefix   string
+		protoErr bool // counted in the derp set's counter_protocol_errors
+	}{
+		{"instead of the request", false, "", false},
+		{"after the upgrade", false, upgrade, true},
+		{"TLS, instead of the request", true, "", false},
+		{"TLS, after the upgrade", true, upgrade, true},
+		{"instead of the TLS handshake", false, "", false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *testCA
+			if tc.tls || i == 4 {
+				c = ca
+			}
+			ls := newLimitedServer(t, derphttp.Limits{HandshakeTimeout: 10 * time.Second}, c)
+			probes := newProbePair(t, ls.url, c)
+			const conns = 20
+			for j := range conns {
+				nc := dialFrom(t, "127.0.0.2", ls.addr())
+				var w net.Conn = nc
+				if tc.tls {
+					tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true})
+					if err := tc.Handshake(); err != nil {
+						t.Fatal(err)
+					}
+					w = tc
+				}
+				junk := make([]byte, 2048)
+				for k := range junk {
+					junk[k] = byte(k*7 + j*13 + 1)
+				}
+				junk[0] = 0x02 // a ClientInfo type byte, with a random length
+				go w.Write(append([]byte(tc.prefix), junk...))
+				waitClosed(t, w, 10*time.Second)
+			}
+			probes.exchange(t)
+			got := ls.s.ExpVar().(*expvar.Map).Get("counter_protocol_errors").String()
+			want := "0"
+			if tc.protoErr {
+				want = strconv.Itoa(conns)
+			}
+			if got != want {
+				t.Errorf("counter_protocol_errors = %s, want %s", got, want)
+			}
+			waitFor(t, "connections gone", func() bool { o, p := ls.ll.Counts(); return o == 2 && p == 0 })
+		})
+	}
+}
+
+// TestHostileTLSHandshakeFlood opens many TLS handshakes that are abandoned
+// at random points (after the ClientHello, mid-record, with a garbage
+// record): the probe pair keeps relaying and nothing stays behind.
+func TestHostileTLSHandshakeFlood(t *testing.T) {
+	ca := newTestCA(t)
+	ls := newLimitedServer(t, derphttp.Limits{HandshakeTimeout: 10 * time.Second}, ca)
+	probes := newProbePair(t, ls.url, ca)
+	_, g0 := memUse()
+	n := 300
+	if heavy() {
+		n = 3000
+	}
+	for i := range n {
+		nc := dialFrom(t, "127.0.0.2", ls.addr())
+		switch i % 3 {
+		case 0: // a ClientHello's record header only
+			nc.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01})
+			nc.Close()
+		case 1: // full handshake abandoned right after it starts
+			tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true})
+			tc.SetDeadline(time.Now().Add(time.Millisecond))
+			tc.Handshake()
+			nc.Close()
+		case 2: // garbage record
+			nc.Write([]byte{0x17, 0x03, 0x03, 0x00, 0x05, 1, 2, 3, 4, 5})
+			waitClosed(t, nc, 10*time.Second)
+		}
+		if i%100 == 0 {
+			probes.exchange(t)
+		}
+	}
+	probes.exchange(t)
+	waitFor(t, "flood drained", func() bool { o, p := ls.ll.Counts(); return o == 2 && p == 0 })
+	_, g1 := memUse()
+	t.Logf("%d abandoned TLS handshakes; goroutines %+d after", n, g1-g0)
+	if g1-g0 > 10 {
+		t.Errorf("%d goroutines left", g1-g0)
+	}
 }

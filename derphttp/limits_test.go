@@ -7,6 +7,7 @@ import (
 	"expvar"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strings"
@@ -45,7 +46,7 @@ func newLimitedServer(t testing.TB, lim derphttp.Limits, ca *testCA) *limitedSer
 		ConnContext:       ls.ll.ConnContext,
 		MaxHeaderBytes:    16 << 10,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
+		ErrorLog:          log.New(io.Discard, "", 0), // the hostile tests make it noisy
 	}
 	scheme := "http"
 	served := make(chan struct{})
