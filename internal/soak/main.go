@@ -170,14 +170,17 @@ loop:
 	}
 	close(results)
 
-	// Drain: every client is gone; wait for the relay to notice.
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if o, _ := ll.Counts(); o == 0 {
+	// Drain: every client is gone; wait (at most a minute) for the relay
+	// to notice and for its connection goroutines to finish unwinding.
+	drainStart := time.Now()
+	for time.Since(drainStart) < time.Minute {
+		o, _ := ll.Counts()
+		if o == 0 && runtime.NumGoroutine() <= samples[0].goroutines+10 {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
 	}
+	drained := time.Since(drainStart).Round(100 * time.Millisecond)
 	after := measureLL("after", start, ll)
 	samples = append(samples, after)
 
@@ -198,6 +201,7 @@ loop:
 	fmt.Printf("relay drops: %s\n", extract(m, "packets_dropped"))
 	before := samples[0]
 	ok := after.goroutines <= before.goroutines+10 && after.fds <= before.fds+10 && after.heapKiB <= before.heapKiB+32*1024
+	fmt.Printf("drained %v after the last worker exited\n", drained)
 	fmt.Printf("\nafter vs before: goroutines %+d, fds %+d, heap %+.1f MiB: %s\n",
 		after.goroutines-before.goroutines, after.fds-before.fds, (float64(after.heapKiB)-float64(before.heapKiB))/1024,
 		map[bool]string{true: "bounded (OK)", false: "GREW (FAIL)"}[ok])
