@@ -139,37 +139,6 @@ func TestEnvBool(t *testing.T) {
 	}
 }
 
-func TestVerboseDrops(t *testing.T) {
-	a, b := key.NewNode().Public(), key.NewNode().Public()
-	m := parseKeyList(a.UntypedHexString() + ", junk ," + b.UntypedHexString())
-	if len(m) != 2 || !m[a] || !m[b] {
-		t.Fatalf("parseKeyList = %v", m)
-	}
-	if parseKeyList("") != nil {
-		t.Fatal("empty list parsed to non-nil")
-	}
-
-	old := verboseDrops
-	verboseDrops = map[key.NodePublic]bool{b: true}
-	defer func() { verboseDrops = old }()
-	var mu sync.Mutex
-	var lines []string
-	s := NewServer(key.NewNode(), func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		lines = append(lines, format)
-		_ = args
-	})
-	defer s.Close()
-	s.recordDrop(a, a, nil, dropUnknownDest) // not listed
-	s.recordDrop(a, b, nil, dropUnknownDest)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lines) != 1 || !strings.HasPrefix(lines[0], "drop (") {
-		t.Fatalf("logged %q", lines)
-	}
-}
-
 func TestMultiForwarderNotCalledDirectly(t *testing.T) {
 	m := &multiForwarder{ranks: map[PacketForwarder]int{}}
 	if err := m.ForwardPacket(key.NodePublic{}, key.NodePublic{}, nil); !errors.Is(err, errMultiForwarder) {

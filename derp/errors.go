@@ -79,3 +79,18 @@ type RejectedError struct {
 func (e *RejectedError) Error() string {
 	return "client " + e.Key.String() + " rejected: " + e.Reason
 }
+
+// maxUnknownFrameLen is the longest frame of an unknown type a server
+// skips: the size of a maximal SendPacket. Longer ones end the connection.
+const maxUnknownFrameLen = KeyLen + MaxPacketSize
+
+// UnknownFrameTooLargeError reports a frame of a type the server does not
+// handle that is too long to skip; the server closes the connection.
+type UnknownFrameTooLargeError struct {
+	Type FrameType
+	Len  uint32
+}
+
+func (e *UnknownFrameTooLargeError) Error() string {
+	return fmt.Sprintf("unknown frame type %d too large: %d bytes", byte(e.Type), e.Len)
+}

@@ -95,7 +95,10 @@ func (s *Server) registerClient(c *sclient) bool {
 		s.keyOfAddr[c.ipPort] = c.key
 	}
 	m.curConns.Add(1)
-	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags})
+	if c.notIdeal {
+		m.curNotIdealConns.Add(1)
+	}
+	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags, app: c.info.AppName})
 	return true
 }
 
@@ -153,6 +156,9 @@ func (s *Server) unregisterClient(c *sclient) {
 		delete(s.keyOfAddr, c.ipPort)
 	}
 	m.curConns.Add(-1)
+	if c.notIdeal {
+		m.curNotIdealConns.Add(-1)
+	}
 	if c.preferred {
 		m.curHomeConns.Add(-1)
 	}
@@ -195,7 +201,7 @@ func (s *Server) addWatcher(c *sclient) {
 	defer s.mu.Unlock()
 	for k, set := range s.clients {
 		if a := set.active; a != nil {
-			c.addMeshEvent(meshEvent{key: k, ipPort: a.ipPort, flags: a.flags})
+			c.addMeshEvent(meshEvent{key: k, ipPort: a.ipPort, flags: a.flags, app: a.info.AppName})
 		}
 	}
 	if !c.isWatcher {

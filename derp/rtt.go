@@ -20,6 +20,9 @@ const (
 // runs until Close. One goroutine serves every connection, so idle
 // connections cost no timers.
 func (s *Server) startRTTSampler() {
+	if s.env.disableRTT {
+		return
+	}
 	s.rttOnce.Do(func() {
 		s.background.Add(1)
 		go func() {

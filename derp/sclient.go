@@ -20,23 +20,28 @@ import (
 // runs in the goroutine that called Accept; its send loop, the only writer
 // after the handshake, runs in a goroutine of its own.
 type sclient struct {
-	s          *Server          // set once
-	nc         Conn             // set once
-	key        key.NodePublic   // set once
-	info       clientInfo       // set once
-	canMesh    bool             // set once; presented the mesh key
-	flags      PeerPresentFlags // set once
-	remoteAddr string           // set once
-	ipPort     netip.AddrPort   // set once; zero if remoteAddr did not parse
-	connNum    int64            // set once
-	connected  time.Time        // set once
-	logPrefix  string           // set once
+	s            *Server          // set once
+	nc           Conn             // set once
+	key          key.NodePublic   // set once
+	info         clientInfo       // set once
+	canMesh      bool             // set once; presented the mesh key
+	notIdeal     bool             // set once; see ConnOptions.NotIdeal
+	flags        PeerPresentFlags // set once
+	remoteAddr   string           // set once
+	ipPort       netip.AddrPort   // set once; zero if remoteAddr did not parse
+	connNum      int64            // set once
+	connected    time.Time        // set once
+	logPrefix    string           // set once
+	writeTimeout time.Duration    // set once; 0: no write deadline
+
+	stats connStats // atomic; per-connection counters for debug pages
 
 	br *bufio.Reader // owned by the read loop
 	bw *bufio.Writer // owned by the send loop; a pooled writer while it writes, else nil
 
 	preferred    bool          // owned by the read loop
 	notHereLimit *rate.Limiter // owned by the read loop; made on first use
+	recvLimit    recvLimiter   // owned by the read loop
 
 	isDup atomic.Bool // one of several connections for key
 
@@ -66,7 +71,7 @@ type sclient struct {
 
 	// Owned by whichever writer goroutine runs; successive writers hand
 	// them over through qmu.
-	scratch  [64]byte                    // small frame payloads
+	scratch  [96]byte                    // small frame payloads
 	sentFrom map[key.NodePublic]struct{} // sources written so far
 }
 
@@ -76,11 +81,12 @@ type meshEvent struct {
 	gone   bool
 	ipPort netip.AddrPort
 	flags  PeerPresentFlags
+	app    string
 }
 
 // serveConn runs the handshake, registers the client and relays until the
 // connection ends.
-func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) error {
+func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) error {
 	clientKey, info, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
 	if err != nil {
 		if isHandshakeProtocolError(err) {
@@ -94,6 +100,7 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		key:        clientKey,
 		info:       *info,
 		canMesh:    s.isMeshKey(info.MeshKey),
+		notIdeal:   opts.NotIdeal,
 		remoteAddr: remoteAddr,
 		ipPort:     parseRemoteAddr(remoteAddr),
 		connNum:    connNum,
@@ -101,7 +108,8 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		logPrefix:  fmt.Sprintf("derp client %s%s: ", remoteAddr, clientKey.ShortString()),
 		br:         brw.Reader,
 	}
-	c.flags = presentFlags(c.canMesh, info.IsProber)
+	c.flags = presentFlags(c.canMesh, info.IsProber, c.notIdeal)
+	c.writeTimeout = s.writeTimeoutFor(c.canMesh)
 	c.debug = debugLogs || (proberDebugLogs && info.IsProber)
 	s.initRTT(c)
 
@@ -126,6 +134,9 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	}
 	if werr := c.shutdown(); werr != nil && !s.isClosed() {
 		s.logf.printf("%ssender failed: %v", c.logPrefix, werr)
+		if isTimeout(werr) {
+			s.metrics.writeTimeouts.Add(1)
+		}
 	}
 	if err == nil || errors.Is(err, io.EOF) || s.isClosed() || ctx.Err() != nil {
 		return nil
@@ -136,13 +147,16 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	return fmt.Errorf("%s%w", c.logPrefix, err)
 }
 
-func presentFlags(mesh, prober bool) PeerPresentFlags {
+func presentFlags(mesh, prober, notIdeal bool) PeerPresentFlags {
 	var f PeerPresentFlags
 	if mesh {
 		f |= PeerPresentIsMeshPeer
 	}
 	if prober {
 		f |= PeerPresentIsProber
+	}
+	if notIdeal {
+		f |= PeerPresentNotIdeal
 	}
 	if f == 0 {
 		f = PeerPresentIsRegular
@@ -160,6 +174,9 @@ func (c *sclient) readLoop(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if err := c.waitRecvLimit(ctx, n); err != nil {
+			return err
 		}
 		if c.isDup.Load() {
 			c.s.noteActive(c)
@@ -211,6 +228,9 @@ func (c *sclient) handleFrame(t FrameType, n uint32) error {
 		// the reference, but counted, unlike by the reference.
 		// See docs/compat.md#unknown-frames.
 		c.s.metrics.unknownFrames.Add(1)
+		if n > maxUnknownFrameLen {
+			return &UnknownFrameTooLargeError{Type: t, Len: n}
+		}
 		return discardPayload(c.br, n)
 	}
 }
@@ -273,6 +293,7 @@ func (c *sclient) handleSendPacket(n uint32) error {
 	if err != nil {
 		return err
 	}
+	c.stats.noteRx(len(pb.b))
 	m := c.s.metrics
 	m.packetsReceived.Add(1)
 	m.bytesReceived.Add(int64(len(pb.b)))
@@ -300,6 +321,7 @@ func (c *sclient) handleForwardPacket(n uint32) error {
 	if err != nil {
 		return err
 	}
+	c.stats.noteRx(len(pb.b))
 	c.s.metrics.packetsForwardedIn.Add(1)
 	c.s.routePacket(c, src, dst, pb, true)
 	return nil
@@ -322,6 +344,7 @@ func (c *sclient) handleNotePreferred(n uint32) error {
 		return nil
 	}
 	c.preferred = v
+	c.stats.home.Store(v)
 	m := c.s.metrics
 	if v {
 		m.curHomeConns.Add(1)

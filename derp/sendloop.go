@@ -9,9 +9,6 @@ import (
 	"github.com/openderp/openderp/key"
 )
 
-// defaultWriteTimeout bounds the writing of each frame to a client.
-const defaultWriteTimeout = 2 * time.Second
-
 // keepAliveJitter is the largest random addition to KeepAlive, fixed per
 // connection so that connections made together do not tick together.
 const keepAliveJitter = 5 * time.Second
@@ -257,11 +254,9 @@ func (c *sclient) dropBatch(ps []queuedPacket) {
 }
 
 func (c *sclient) setWriteDeadline() {
-	d := c.s.WriteTimeout
-	if d <= 0 {
-		d = defaultWriteTimeout
+	if c.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(d))
 }
 
 func (c *sclient) writeFrameHeader(t FrameType, n uint32) error {
@@ -289,6 +284,7 @@ func (c *sclient) writePacket(p *queuedPacket) error {
 			c.sentFrom = make(map[key.NodePublic]struct{})
 		}
 		c.sentFrom[p.src] = struct{}{}
+		c.stats.senders.Add(1)
 		s.subscribePeerGone(p.src, c)
 	}
 	err := c.writeRecvPacket(p.src, pkt)
@@ -298,6 +294,7 @@ func (c *sclient) writePacket(p *queuedPacket) error {
 	}
 	s.metrics.packetsSent.Add(1)
 	s.metrics.bytesSent.Add(int64(len(pkt)))
+	c.stats.noteTx(len(pkt))
 	return nil
 }
 
@@ -339,7 +336,7 @@ func (c *sclient) writeMeshEvents(events []meshEvent) error {
 		if ev.gone {
 			err = c.writePeerGone(ev.key, PeerGoneReasonDisconnected)
 		} else {
-			err = c.writeSmall(FramePeerPresent, appendPeerPresent(c.scratch[:0], ev.key, ev.ipPort, ev.flags))
+			err = c.writeSmall(FramePeerPresent, appendPeerPresent(c.scratch[:0], ev.key, ev.ipPort, ev.flags, ev.app))
 		}
 		if err != nil {
 			return err

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -124,6 +126,7 @@ func (c *Client) dialDERP(ctx context.Context) (*conn, *tls.ConnectionState, err
 	opts := []derp.ClientOpt{
 		derp.MeshKey(c.MeshKey),
 		derp.IsProber(c.IsProber),
+		derp.AppName(c.AppName),
 		derp.CanAckPings(c.canAckPings.Load()),
 	}
 	if !serverPub.IsZero() {
@@ -185,7 +188,7 @@ func (c *Client) upgrade(brw *bufio.ReadWriter, region *derpmap.Region, node *de
 	}
 	if region != nil && len(region.Nodes) > 0 && node != nil && node != region.Nodes[0] {
 		// For the server's statistics: which node we would have liked.
-		req.Header.Set("Ideal-Node", region.Nodes[0].Name)
+		req.Header.Set(IdealNodeHeader, region.Nodes[0].Name)
 	}
 	if err := req.Write(brw); err != nil {
 		return fmt.Errorf("writing upgrade request: %w", err)
@@ -249,6 +252,19 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 	if cfg.InsecureSkipVerify {
 		return cfg // the caller's choice
 	}
+	if node != nil && strings.HasPrefix(node.CertName, derpmap.CertPinPrefix) {
+		// A pinned certificate replaces chain verification. No SNI is
+		// sent to an IP literal, and then none is checked.
+		pin, sni := node.CertName, cfg.ServerName
+		if _, err := netip.ParseAddr(sni); err == nil {
+			sni = ""
+		}
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return VerifyCertPin(cs.PeerCertificates, pin, sni)
+		}
+		return cfg
+	}
 	certName := cfg.ServerName
 	if node != nil && node.CertName != "" {
 		// SNI stays HostName; the certificate must carry CertName.
@@ -303,7 +319,7 @@ func (c *Client) dialWebSocket(ctx context.Context, region *derpmap.Region) (*co
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	dc, err := derp.NewClient(c.priv, nc, brw, c.logf,
-		derp.MeshKey(c.MeshKey), derp.IsProber(c.IsProber), derp.CanAckPings(c.canAckPings.Load()))
+		derp.MeshKey(c.MeshKey), derp.IsProber(c.IsProber), derp.AppName(c.AppName), derp.CanAckPings(c.canAckPings.Load()))
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
