@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,4 +259,77 @@ func TestHostileWatcherNeverReads(t *testing.T) {
 	}
 	e.exchange()
 	e.report(8<<20, 8)
+}
+
+// TestFaultPeerKilledMidFrame kills a sender in the middle of a
+// SendPacket frame: the receiver gets nothing of it, the connection's end
+// is counted, and the probes relay.
+func TestFaultPeerKilledMidFrame(t *testing.T) {
+	e := newHostileEnv(t)
+	before := e.counter("counter_protocol_errors")
+	_, nc := e.attacker()
+	frame := frameBytes(FrameSendPacket, KeyLen+1000, append(e.b.PublicKey().AppendTo(nil), make([]byte, 400)...))
+	nc.Write(frame)
+	nc.Close()
+	waitFor(t, "the cut connection counted", func() bool { return e.counter("counter_protocol_errors") == before+1 })
+	e.exchange() // b's next packet is the probe, not a fragment
+	if got := e.counter("packets_received"); got != 4 {
+		t.Errorf("packets_received = %d, want only the 4 probes", got)
+	}
+}
+
+// TestExactlyOnceOrCounted sends numbered packets to a receiver that reads
+// slowly, so that its queue overflows: every packet is either delivered
+// exactly once, to the right key, or counted in packets_dropped; none is
+// lost silently or duplicated.
+func TestExactlyOnceOrCounted(t *testing.T) {
+	ts := newTestServer(t)
+	sender, receiver := ts.dial(t), ts.dial(t)
+	const n = 5000
+	got := make(map[uint64]bool) // owned by the receiving goroutine
+	var delivered, dups atomic.Int64
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		for {
+			m, err := receiver.Recv()
+			if err != nil {
+				return // closed by the test
+			}
+			p, ok := m.(ReceivedPacket)
+			if !ok || p.Source != sender.PublicKey() {
+				continue
+			}
+			seq := binary.BigEndian.Uint64(p.Data)
+			if got[seq] {
+				dups.Add(1)
+			} else {
+				delivered.Add(1)
+			}
+			got[seq] = true
+			if seq%64 == 0 {
+				time.Sleep(time.Millisecond) // a slow reader, so the queue overflows
+			}
+		}
+	}()
+	for i := range uint64(n) {
+		pkt := binary.BigEndian.AppendUint64(nil, i)
+		pkt = append(pkt, make([]byte, 1200)...)
+		if err := sender.Send(receiver.PublicKey(), pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropped := func() int64 { return ts.s.vars.Get("packets_dropped").(interface{ Value() int64 }).Value() }
+	// Every packet must end up delivered or counted; a silent loss makes
+	// this wait time out.
+	waitFor(t, "every packet delivered or counted", func() bool { return delivered.Load()+dropped() >= n })
+	receiver.Close()
+	<-recvDone
+	t.Logf("%d sent: %d delivered once, %d dropped and counted, %d duplicates", n, delivered.Load(), dropped(), dups.Load())
+	if dups.Load() != 0 {
+		t.Errorf("%d duplicates", dups.Load())
+	}
+	if delivered.Load()+dropped() != n {
+		t.Errorf("delivered %d + dropped %d != sent %d", delivered.Load(), dropped(), n)
+	}
 }
