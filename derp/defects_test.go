@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -92,9 +93,10 @@ func TestClientsRemoteNeverNegative(t *testing.T) {
 				default:
 				}
 			}
+			runtime.Gosched()
 		}
 	}()
-	for range 300 {
+	for range 60 {
 		pipeClient(t, s).Close()
 	}
 	close(stop)
