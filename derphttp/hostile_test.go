@@ -43,7 +43,7 @@ func TestHoldConnsChild(t *testing.T) {
 	}
 	n, _ := strconv.Atoi(os.Getenv("OPENDERP_HOLD_N"))
 	mode := os.Getenv("OPENDERP_HOLD_MODE")
-	raiseFDLimit(t, 2*n+100)
+	raiseFDLimit(t, n+100)
 	// Spread the connections over 127.0.0.2-127.0.0.255 so that no single
 	// address exhausts the ephemeral ports.
 	var conns []net.Conn
