@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 DERPER_DEV_ADDR      ?= 127.0.0.1:3340
 DERPER_DEV_STUN_PORT ?= 3478
 
-.PHONY: run test lint unit fuzz bench build cover docs
+.PHONY: run test lint unit fuzz bench bench-compare build cover docs
 
 ## run: start a derper in dev mode on loopback (HTTP :3340, STUN :3478).
 run:
@@ -28,6 +28,12 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-compare: openderp side by side with Tailscale's v1.76.3 and
+## v1.104.5 servers, each in its own process; prints a table of ratios.
+## About 15 minutes on 2 cores; QUICK=1 for a one-minute smoke run.
+bench-compare:
+	cd bench/compare && QUICK=$(QUICK) $(GO) run . -json $(CURDIR)/bench-compare.json
 
 build:
 	$(GO) build -o bin/ ./cmd/...

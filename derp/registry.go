@@ -95,7 +95,10 @@ func (s *Server) registerClient(c *sclient) bool {
 		s.keyOfAddr[c.ipPort] = c.key
 	}
 	m.curConns.Add(1)
-	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags})
+	if c.notIdeal {
+		m.curNotIdealConns.Add(1)
+	}
+	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags, app: c.info.AppName})
 	return true
 }
 
@@ -137,9 +140,8 @@ func (s *Server) unregisterClient(c *sclient) {
 			m.dupClientConns.Add(-1)
 			m.dupClientKeys.Add(-1)
 			rest.isDup.Store(false)
-			rest.isDisabled.Store(false)
 			set.active = rest
-		} else if d.last != nil && !d.last.isDisabled.Load() {
+		} else if d.last != nil {
 			set.active = d.last
 		} else {
 			set.active = nil
@@ -154,6 +156,9 @@ func (s *Server) unregisterClient(c *sclient) {
 		delete(s.keyOfAddr, c.ipPort)
 	}
 	m.curConns.Add(-1)
+	if c.notIdeal {
+		m.curNotIdealConns.Add(-1)
+	}
 	if c.preferred {
 		m.curHomeConns.Add(-1)
 	}
@@ -196,7 +201,7 @@ func (s *Server) addWatcher(c *sclient) {
 	defer s.mu.Unlock()
 	for k, set := range s.clients {
 		if a := set.active; a != nil {
-			c.addMeshEvent(meshEvent{key: k, ipPort: a.ipPort, flags: a.flags})
+			c.addMeshEvent(meshEvent{key: k, ipPort: a.ipPort, flags: a.flags, app: a.info.AppName})
 		}
 	}
 	if !c.isWatcher {
@@ -294,7 +299,7 @@ func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf,
 	case fwd != nil:
 		s.metrics.packetsForwardedOut.Add(1)
 		// The forwarder copies what it needs before returning.
-		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil && debugLogs {
+		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil && c.debug {
 			s.logf.printf("%sforwarding to %v via %v: %v", c.logPrefix, dst.ShortString(), fwd, err)
 		}
 		putPacketBuf(pb)
@@ -306,7 +311,7 @@ func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf,
 		if n > 1 {
 			reason = dropDupClient
 		}
-		s.recordDrop(pb.b, reason)
+		s.recordDrop(src, dst, pb.b, reason)
 		if reason != dropDupClient && looksLikeDisco(pb.b) && c.allowNotHere() {
 			c.requestPeerGone(dst, PeerGoneReasonNotHere)
 		}

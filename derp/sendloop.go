@@ -9,9 +9,6 @@ import (
 	"github.com/openderp/openderp/key"
 )
 
-// defaultWriteTimeout bounds the writing of each frame to a client.
-const defaultWriteTimeout = 2 * time.Second
-
 // keepAliveJitter is the largest random addition to KeepAlive, fixed per
 // connection so that connections made together do not tick together.
 const keepAliveJitter = 5 * time.Second
@@ -133,7 +130,7 @@ func (c *sclient) shutdown() error {
 	c.nc.Close()
 	c.writers.Wait()
 	for _, p := range drained[:n] {
-		c.s.recordDrop(p.buf.b, dropGoneDisconnected)
+		c.s.recordDrop(p.src, c.key, p.buf.b, dropGoneDisconnected)
 		putPacketBuf(p.buf)
 	}
 	c.s.unsubscribeAll(c)
@@ -250,18 +247,16 @@ func (c *sclient) drain() (frames int, err error) {
 // dropBatch counts packets taken from the queue but never written.
 func (c *sclient) dropBatch(ps []queuedPacket) {
 	for i := range ps {
-		c.s.recordDrop(ps[i].buf.b, dropWriteError)
+		c.s.recordDrop(ps[i].src, c.key, ps[i].buf.b, dropWriteError)
 		putPacketBuf(ps[i].buf)
 		ps[i] = queuedPacket{}
 	}
 }
 
 func (c *sclient) setWriteDeadline() {
-	d := c.s.WriteTimeout
-	if d <= 0 {
-		d = defaultWriteTimeout
+	if c.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(d))
 }
 
 func (c *sclient) writeFrameHeader(t FrameType, n uint32) error {
@@ -289,15 +284,17 @@ func (c *sclient) writePacket(p *queuedPacket) error {
 			c.sentFrom = make(map[key.NodePublic]struct{})
 		}
 		c.sentFrom[p.src] = struct{}{}
+		c.stats.senders.Add(1)
 		s.subscribePeerGone(p.src, c)
 	}
 	err := c.writeRecvPacket(p.src, pkt)
 	if err != nil {
-		s.recordDrop(pkt, dropWriteError)
+		s.recordDrop(p.src, c.key, pkt, dropWriteError)
 		return err
 	}
 	s.metrics.packetsSent.Add(1)
 	s.metrics.bytesSent.Add(int64(len(pkt)))
+	c.stats.noteTx(len(pkt))
 	return nil
 }
 
@@ -339,7 +336,7 @@ func (c *sclient) writeMeshEvents(events []meshEvent) error {
 		if ev.gone {
 			err = c.writePeerGone(ev.key, PeerGoneReasonDisconnected)
 		} else {
-			err = c.writeSmall(FramePeerPresent, appendPeerPresent(c.scratch[:0], ev.key, ev.ipPort, ev.flags))
+			err = c.writeSmall(FramePeerPresent, appendPeerPresent(c.scratch[:0], ev.key, ev.ipPort, ev.flags, ev.app))
 		}
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/openderp/openderp/derp"
 )
@@ -15,7 +16,14 @@ const (
 	// right away.
 	FastStartHeader = "Derp-Fast-Start"
 
+	// IdealNodeHeader carries the name of the region's first node when
+	// a region client connected to another one.
+	IdealNodeHeader = "Ideal-Node"
+
 	upgradeProto = "DERP"
+
+	// upgradeWriteTimeout bounds writing the 101 reply.
+	upgradeWriteTimeout = 10 * time.Second
 )
 
 // Handler returns the handler for the /derp endpoint. It answers requests
@@ -84,16 +92,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Connection: Upgrade\r\n" +
 			"Derp-Version: 2\r\n" +
 			"Derp-Public-Key: " + pub.UntypedHexString() + "\r\n\r\n")
+		nc.SetWriteDeadline(time.Now().Add(upgradeWriteTimeout))
 		if err := brw.Flush(); err != nil {
+			h.printf("derp: %s: writing upgrade response: %v", remoteAddr(nc, r), err)
 			nc.Close()
 			return
 		}
+		nc.SetWriteDeadline(time.Time{})
 	}
 
 	// After the hijack the request context no longer follows the
 	// connection; it still carries the HTTP server's base context, so a
 	// daemon cancelling that ends the DERP connection too.
-	h.s.Accept(r.Context(), nc, brw, remoteAddr(nc, r))
+	// A region client that could not reach its region's first node
+	// names that node in Ideal-Node; any non-empty value marks the
+	// connection not ideal. WebSocket connections never get here.
+	opts := derp.ConnOptions{NotIdeal: r.Header.Get(IdealNodeHeader) != ""}
+	h.s.AcceptWithOptions(r.Context(), nc, brw, remoteAddr(nc, r), opts)
 }
 
 // remoteAddr returns the client's "ip:port", from the TCP connection when
