@@ -166,8 +166,17 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("-mesh-psk-file %q is not a key of a mounted Secret", psk)
 	}
 	mesh, _ := flagValue(c.Args, "mesh-with")
-	if n := len(strings.Split(mesh, ",")); n != replicas {
-		t.Errorf("-mesh-with names %d hosts for %d replicas", n, replicas)
+	entries := strings.Split(mesh, ",")
+	if len(entries) != replicas {
+		t.Errorf("-mesh-with names %d hosts for %d replicas", len(entries), replicas)
+	}
+	for i, e := range entries {
+		// A dial host must be the pod's name under the headless Service.
+		if _, dial, ok := strings.Cut(e, "/"); ok {
+			if want := fmt.Sprintf("%s-%d.%s", ss.Name, i, ss.Spec.ServiceName); dial != want {
+				t.Errorf("-mesh-with entry %q dials %q; want %q", e, dial, want)
+			}
+		}
 	}
 	state, _ := flagValue(c.Args, "c")
 	mounted := false
