@@ -81,7 +81,7 @@ type meshEvent struct {
 // serveConn runs the handshake, registers the client and relays until the
 // connection ends.
 func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) error {
-	clientKey, info, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
+	clientKey, info, box, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	}
 	defer s.unregisterClient(c)
 
-	if err := s.sendServerInfo(brw.Writer, c.key); err != nil {
+	if err := s.sendServerInfo(brw.Writer, box); err != nil {
 		c.shutdown()
 		return fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
 	}

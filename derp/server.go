@@ -29,6 +29,7 @@ type Server struct {
 
 	priv     key.NodePrivate // set once
 	pub      key.NodePublic  // set once
+	agreer   *key.NodeAgreer // set once; priv prepared for key agreement
 	logf     Logf            // set once
 	metaCert []byte          // set once
 	start    time.Time       // set once; base of queuedPacket.enqueued
@@ -74,6 +75,7 @@ func NewServer(priv key.NodePrivate, logf Logf) *Server {
 		conns:       make(map[Conn]struct{}),
 		rttStop:     make(chan struct{}),
 	}
+	s.agreer, _ = priv.Agreer() // nil for the zero key; see sharedBox
 	s.metaCert = s.generateMetaCert()
 	s.vars = s.expvarMap()
 	return s
