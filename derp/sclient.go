@@ -17,8 +17,9 @@ import (
 )
 
 // sclient is the server's side of one client connection. Its read loop
-// runs in the goroutine that called Accept; its send loop, the only writer
-// after the handshake, runs in a goroutine of its own.
+// runs in the goroutine that called Accept, or in a fresh one after
+// AcceptBackground; writers, the only ones to write after the handshake,
+// run in goroutines of their own while there is something to write.
 type sclient struct {
 	s          *Server          // set once
 	nc         Conn             // set once
@@ -32,7 +33,8 @@ type sclient struct {
 	connected  time.Time        // set once
 	logPrefix  string           // set once
 
-	br *bufio.Reader // owned by the read loop
+	br *bufio.Reader // owned by the read loop; nil while idle (see awaitData)
+	rs readSide      // owned by the read loop
 	bw *bufio.Writer // owned by the send loop; a pooled writer while it writes, else nil
 
 	preferred    bool          // owned by the read loop
@@ -81,9 +83,19 @@ type meshEvent struct {
 // serveConn runs the handshake, registers the client and relays until the
 // connection ends.
 func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) error {
-	clientKey, info, box, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
+	c, err := s.startConn(ctx, nc, brw, remoteAddr, connNum)
 	if err != nil {
 		return err
+	}
+	return c.run(ctx)
+}
+
+// startConn runs the handshake, registers the client, writes ServerInfo
+// and lets the send side start. On success the caller must call run.
+func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) (*sclient, error) {
+	clientKey, info, box, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
+	if err != nil {
+		return nil, err
 	}
 	c := &sclient{
 		s:          s,
@@ -96,22 +108,29 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		connNum:    connNum,
 		connected:  time.Now(),
 		logPrefix:  fmt.Sprintf("derp client %s%s: ", remoteAddr, clientKey.ShortString()),
-		br:         brw.Reader,
 	}
+	c.initReader(nc, brw.Reader)
 	c.flags = presentFlags(c.canMesh, info.IsProber)
 
 	if !s.registerClient(c) {
-		return errServerClosing
+		return nil, errServerClosing
 	}
-	defer s.unregisterClient(c)
-
 	if err := s.sendServerInfo(brw.Writer, box); err != nil {
 		c.shutdown()
-		return fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
+		s.unregisterClient(c)
+		return nil, fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
 	}
 	c.startWriting()
+	return c, nil
+}
 
-	err = c.readLoop(ctx)
+// run relays frames from the client until the connection ends, then
+// unregisters it. It returns the error worth logging, if any.
+func (c *sclient) run(ctx context.Context) error {
+	s := c.s
+	defer s.unregisterClient(c)
+	err := c.readLoop(ctx)
+	c.releaseReader()
 	if werr := c.shutdown(); werr != nil && !s.isClosed() {
 		s.logf.printf("%ssender failed: %v", c.logPrefix, werr)
 	}
@@ -139,6 +158,9 @@ func presentFlags(mesh, prober bool) PeerPresentFlags {
 // returned as io.EOF.
 func (c *sclient) readLoop(ctx context.Context) error {
 	for {
+		if err := c.awaitData(); err != nil {
+			return err
+		}
 		t, n, err := ReadFrameHeader(c.br)
 		if err != nil {
 			return err

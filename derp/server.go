@@ -8,6 +8,7 @@ import (
 	"expvar"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -54,6 +55,8 @@ type Server struct {
 	connNum     int64                                    // guarded by mu
 	rttOnce     sync.Once                                // starts the RTT sampler
 	rttStop     chan struct{}                            // closed by Close
+	ctx         context.Context                          // set once; cancelled by Close
+	cancel      context.CancelFunc                       // set once
 	accepting   sync.WaitGroup                           // one per running Accept
 	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
 }
@@ -76,6 +79,7 @@ func NewServer(priv key.NodePrivate, logf Logf) *Server {
 		rttStop:     make(chan struct{}),
 	}
 	s.agreer, _ = priv.Agreer() // nil for the zero key; see sharedBox
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.metaCert = s.generateMetaCert()
 	s.vars = s.expvarMap()
 	return s
@@ -206,6 +210,72 @@ func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, rem
 	}
 }
 
+// AcceptBackground is like Accept but returns at once: it serves nc on
+// goroutines of the server's own until the client goes away, breaks the
+// protocol or the server is closed. It suits a front end such as an HTTP
+// handler that would otherwise keep its own, larger goroutine and buffers
+// for the connection's life. Close waits for those goroutines.
+//
+// The handshake runs on a goroutine that exits once the client is
+// registered; the connection's reader then starts afresh on a goroutine
+// with a small stack. A panic while serving is logged and closes only nc.
+func (s *Server) AcceptBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr string) {
+	s.metrics.accepts.Add(1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.connNum++
+	connNum := s.connNum
+	s.conns[nc] = struct{}{}
+	s.accepting.Add(1)
+	s.mu.Unlock()
+	s.startRTTSampler()
+	go s.handshakeBackground(nc, brw, remoteAddr, connNum)
+}
+
+func (s *Server) handshakeBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) {
+	done := true
+	defer func() {
+		if done {
+			s.endConn(nc, remoteAddr, recover())
+		}
+	}()
+	c, err := s.startConn(s.ctx, nc, brw, remoteAddr, connNum)
+	if err != nil {
+		if !s.isClosed() {
+			s.logf.printf("derp: %s: %v", remoteAddr, err)
+		}
+		return
+	}
+	done = false
+	go c.runBackground()
+}
+
+func (c *sclient) runBackground() {
+	s := c.s
+	defer func() { s.endConn(c.nc, c.remoteAddr, recover()) }()
+	// The server's lifetime bounds the connection: Close closes nc.
+	if err := c.run(context.Background()); err != nil && !s.isClosed() {
+		s.logf.printf("derp: %s: %v", c.remoteAddr, err)
+	}
+}
+
+// endConn closes nc and forgets it once its goroutines are done. p is
+// what a panic while serving it left, if anything.
+func (s *Server) endConn(nc Conn, remoteAddr string, p any) {
+	if p != nil {
+		s.logf.printf("derp: panic serving %s: %v\n%s", remoteAddr, p, debug.Stack())
+	}
+	nc.Close()
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+	s.accepting.Done()
+}
+
 func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,6 +291,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.cancel()
 	close(s.rttStop)
 	for nc := range s.conns {
 		nc.Close()

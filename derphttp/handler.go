@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/openderp/openderp/derp"
 )
@@ -21,7 +22,7 @@ const (
 // Handler returns the handler for the /derp endpoint. It answers requests
 // for /derp/probe and /derp/latency-check like ProbeHandler, refuses
 // requests that do not ask to upgrade, hijacks the connection and serves
-// DERP on it with s.Accept until the connection ends.
+// DERP on it with s.AcceptBackground, returning at once.
 func Handler(s *derp.Server) http.Handler {
 	return LoggingHandler(s, nil)
 }
@@ -79,22 +80,30 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pub := h.s.PublicKey()
 		// Exactly the reply the reference sends; clients only look at
 		// the status, but probes and proxies may look further.
+		nc.SetWriteDeadline(time.Now().Add(upgradeWriteTimeout))
 		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n" +
 			"Upgrade: DERP\r\n" +
 			"Connection: Upgrade\r\n" +
 			"Derp-Version: 2\r\n" +
 			"Derp-Public-Key: " + pub.UntypedHexString() + "\r\n\r\n")
 		if err := brw.Flush(); err != nil {
+			h.printf("derp: %s: writing upgrade response: %v", r.RemoteAddr, err)
 			nc.Close()
 			return
 		}
+		nc.SetWriteDeadline(time.Time{})
 	}
 
-	// After the hijack the request context no longer follows the
-	// connection; it still carries the HTTP server's base context, so a
-	// daemon cancelling that ends the DERP connection too.
-	h.s.Accept(r.Context(), nc, brw, remoteAddr(nc, r))
+	// The handler returns at once: the connection is served on goroutines
+	// of the server's own, so that the HTTP server's goroutine, with its
+	// grown stack, request and buffers, does not live as long as the
+	// connection. It ends with the client or with s.Close; the request's
+	// context is cancelled as soon as the handler returns.
+	h.s.AcceptBackground(nc, brw, remoteAddr(nc, r))
 }
+
+// upgradeWriteTimeout bounds writing the 101 reply.
+const upgradeWriteTimeout = 10 * time.Second
 
 // remoteAddr returns the client's "ip:port", from the TCP connection when
 // it has one.

@@ -25,8 +25,8 @@ func BenchmarkIdleClientMemory(b *testing.B) {
 		name string
 		o    serverOpts
 	}{
-		{"http", serverOpts{}},
-		{"tls", serverOpts{tls: ca}},
+		{"http", serverOpts{noRecord: true}},
+		{"tls", serverOpts{tls: ca, noRecord: true}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			const n = 300
