@@ -3,6 +3,7 @@ package derp
 import (
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -148,6 +149,9 @@ func BenchmarkRelayPairs(b *testing.B) {
 				b.Run(fmt.Sprintf("%dx%dB-%s", pairs, size, mode), func(b *testing.B) {
 					ts := newTestServer(b)
 					ts.s.logf = nil
+					if d, err := time.ParseDuration(os.Getenv("DERP_BENCH_PUSHBACK")); err == nil {
+						ts.s.PushBackWait = d
+					}
 					n := max(b.N/pairs, 1)
 					b.SetBytes(int64(size))
 					b.ReportAllocs()

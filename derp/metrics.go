@@ -59,6 +59,7 @@ type metrics struct {
 	receivedDisco   expvar.Int
 	receivedOther   expvar.Int
 	unknownFrames   expvar.Int
+	pushBackWaits   expvar.Int // readers that waited for room; not published yet
 
 	homeMovesIn             expvar.Int
 	homeMovesOut            expvar.Int

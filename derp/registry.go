@@ -290,7 +290,7 @@ func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf,
 
 	switch {
 	case dstConn != nil:
-		dstConn.enqueue(src, pb)
+		dstConn.enqueue(src, pb, c)
 	case fwd != nil:
 		s.metrics.packetsForwardedOut.Add(1)
 		// The forwarder copies what it needs before returning.

@@ -38,6 +38,8 @@ type sclient struct {
 	bw *bufio.Writer // owned by the send loop; a pooled writer while it writes, else nil
 
 	preferred    bool          // owned by the read loop
+	wake         chan struct{} // owned by the read loop; made on first push-back wait
+	waitTimer    *time.Timer   // owned by the read loop; made on first push-back wait
 	notHereLimit *rate.Limiter // owned by the read loop; made on first use
 
 	isDup      atomic.Bool // one of several connections for key
@@ -59,6 +61,10 @@ type sclient struct {
 	writing    bool // a writer goroutine is running
 	finished   bool // the connection is ending; queue nothing more
 	writeErr   error
+	waiters    []*sclient // readers waiting for room in a queue; see pushback.go
+	stalled    bool       // a reader gave up waiting; no waiting until the queues empty
+
+	writeSince atomic.Int64 // monoNow when the running write began; 0 if none
 
 	writers  sync.WaitGroup // the writer goroutine, while one runs
 	kaTimer  *time.Timer    // fires keep-alives; set once under qmu
@@ -359,23 +365,38 @@ func (c *sclient) handlePing(n uint32) error {
 }
 
 // enqueue queues a packet from src for writing to c, taking ownership of
-// pb. It never blocks: when the queue is full the oldest packet is
-// dropped.
-func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf) {
+// pb. from is the connection whose reader brought the packet: when the
+// queue is full it waits for room, within bounds (see pushback.go); what
+// does not fit after that evicts the oldest queued packet.
+func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf, from *sclient) {
 	s := c.s
-	now := s.monoNow()
+	disco := looksLikeDisco(pb.b)
+	periods := 0
 	c.qmu.Lock()
-	if c.finished {
-		c.qmu.Unlock()
-		s.recordDrop(pb.b, dropGoneDisconnected)
-		putPacketBuf(pb)
-		return
+	for {
+		if c.finished {
+			c.qmu.Unlock()
+			s.recordDrop(pb.b, dropGoneDisconnected)
+			putPacketBuf(pb)
+			return
+		}
+		q := &c.packets
+		if disco {
+			q = &c.disco
+		}
+		if q.len() < s.queueDepth || from == nil || c.stalled || s.PushBackWait < 0 {
+			break
+		}
+		if !c.waitForRoomLocked(from, &periods) {
+			break
+		}
 	}
 	q := &c.packets
-	if looksLikeDisco(pb.b) {
+	if disco {
 		q = &c.disco
 	}
-	old, evicted := q.push(queuedPacket{src: src, buf: pb, enqueued: now})
+	now := s.monoNow()
+	old, evicted := q.push(queuedPacket{src: src, buf: pb, enqueued: now}, s.queueDepth)
 	c.wakeLocked()
 	c.qmu.Unlock()
 	if evicted {

@@ -115,24 +115,23 @@ func (c *sclient) shutdown() error {
 	if c.kaTimer != nil {
 		c.kaTimer.Stop()
 	}
-	var drained [2 * sendQueueDepth]queuedPacket
-	n := 0
+	drained := make([]queuedPacket, 0, c.packets.len()+c.disco.len())
 	for _, q := range []*packetRing{&c.packets, &c.disco} {
 		for {
 			p, ok := q.pop()
 			if !ok {
 				break
 			}
-			drained[n] = p
-			n++
+			drained = append(drained, p)
 		}
 	}
 	c.peerGone, c.meshEvents = nil, nil
+	c.wakeWaitersLocked()
 	c.qmu.Unlock()
 
 	c.nc.Close()
 	c.writers.Wait()
-	for _, p := range drained[:n] {
+	for _, p := range drained {
 		c.s.recordDrop(p.buf.b, dropGoneDisconnected)
 		putPacketBuf(p.buf)
 	}
@@ -156,7 +155,7 @@ const writeBufferSize = 16 << 10
 // queued, flushes once and gives the writer back.
 func (c *sclient) writeBurst(keepAlive bool) error {
 	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(c.nc)
+	bw.Reset(blockWatch{c})
 	c.bw = bw
 	defer func() {
 		c.bw = nil
@@ -209,6 +208,9 @@ func (c *sclient) drain() (frames int, err error) {
 					n++
 				}
 			}
+		}
+		if n > 0 {
+			c.noteDrainedLocked()
 		}
 		c.qmu.Unlock()
 

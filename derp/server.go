@@ -26,7 +26,15 @@ type Server struct {
 	// handshake is done. Zero means two seconds, the reference's value.
 	WriteTimeout time.Duration
 
+	// PushBackWait bounds how long the server stops reading from a client
+	// whose packet's destination has a full send queue, waiting for the
+	// destination to drain, before it drops the oldest queued packet
+	// instead. Zero means 100 ms. A negative value turns push-back off: a
+	// full queue then drops at once, as in the reference.
+	PushBackWait time.Duration
+
 	keepAliveForTest time.Duration // replaces the keep-alive period in tests
+	queueDepth       int           // set once; capacity of each send queue
 
 	priv     key.NodePrivate // set once
 	pub      key.NodePublic  // set once
@@ -80,6 +88,10 @@ func NewServer(priv key.NodePrivate, logf Logf) *Server {
 	}
 	s.agreer, _ = priv.Agreer() // nil for the zero key; see sharedBox
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var err error
+	if s.queueDepth, err = SendQueueDepthFromEnv(); err != nil {
+		logf.printf("%v; using %d", err, s.queueDepth)
+	}
 	s.metaCert = s.generateMetaCert()
 	s.vars = s.expvarMap()
 	return s
