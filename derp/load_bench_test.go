@@ -259,3 +259,64 @@ func readFullRaw(nc net.Conn, b []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// BenchmarkFastSlowReceiver measures what a stuck receiver costs the other
+// destinations of the same sender. The sender alternates packets between
+// a fast receiver and a second one, which either reads as fast (the
+// baseline) or never reads. One op is one packet delivered to the fast
+// receiver; fast-ratio is its rate next to the stuck receiver divided by
+// its rate next to the reading one. Push-back must keep it near 1.
+func BenchmarkFastSlowReceiver(b *testing.B) {
+	ts := newTestServer(b)
+	ts.s.logf = nil
+	ts.s.WriteTimeout = time.Minute // keep the stuck receiver connected
+	pkt := make([]byte, 1280)
+	drain := func(c *Client, n int, done chan<- error) {
+		var rp ReceivedPacket
+		for got := 0; got < n; {
+			m, err := c.RecvInto(&rp)
+			if err != nil {
+				done <- err
+				return
+			}
+			if m == &rp {
+				got++
+			}
+		}
+		done <- nil
+	}
+	run := func(stuck bool) time.Duration {
+		src, fast, other := ts.dial(b), ts.dial(b), ts.dial(b)
+		defer func() { src.Close(); fast.Close(); other.Close() }()
+		done := make(chan error, 2)
+		go drain(fast, b.N, done)
+		if !stuck {
+			go drain(other, b.N, done)
+		}
+		t0 := time.Now()
+		for range b.N {
+			if err := src.Send(fast.PublicKey(), pkt); err != nil {
+				b.Fatal(err)
+			}
+			if err := src.Send(other.PublicKey(), pkt); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(t0)
+		if !stuck {
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		}
+		return d
+	}
+	b.ResetTimer()
+	base := run(false)
+	with := run(true)
+	b.StopTimer()
+	b.ReportMetric(base.Seconds()/with.Seconds(), "fast-ratio")
+	b.ReportMetric(float64(b.N)/with.Seconds(), "fast-pkts/s")
+}
