@@ -2,6 +2,7 @@ package derp
 
 import (
 	"slices"
+	"sync/atomic"
 
 	"github.com/openderp/openderp/key"
 )
@@ -11,8 +12,18 @@ import (
 // machines share a key, there are several (a dup set) and the one that
 // last sent anything receives the traffic.
 type clientSet struct {
-	active *sclient // receives packets; nil when no connection should
+	active *sclient // receives packets; nil when no connection should. Set with setActive.
 	dup    *dupSet  // nil unless there are two or more connections
+
+	// route mirrors active for readers that look it up without Server.mu
+	// (see routeCache); it is nil once the set has left Server.clients.
+	route atomic.Pointer[sclient]
+}
+
+// setActive makes c the receiving connection; Server.mu must be held.
+func (cs *clientSet) setActive(c *sclient) {
+	cs.active = c
+	cs.route.Store(c)
 }
 
 // dupSet tracks the connections of a key that has more than one.
@@ -87,7 +98,7 @@ func (s *Server) registerClient(c *sclient) bool {
 		m.dupClientConns.Add(1)
 		m.dupClientConnsTotal.Add(1)
 	}
-	set.active = c
+	set.setActive(c)
 	if _, ok := s.clientsMesh[c.key]; !ok {
 		s.clientsMesh[c.key] = nil
 	}
@@ -110,7 +121,7 @@ func (s *Server) unregisterClient(c *sclient) {
 	switch {
 	case set == nil:
 	case set.dup == nil:
-		set.active = nil
+		set.setActive(nil)
 		delete(s.clients, c.key)
 		if fwd, ok := s.clientsMesh[c.key]; ok && fwd == nil {
 			delete(s.clientsMesh, c.key)
@@ -138,11 +149,11 @@ func (s *Server) unregisterClient(c *sclient) {
 			m.dupClientKeys.Add(-1)
 			rest.isDup.Store(false)
 			rest.isDisabled.Store(false)
-			set.active = rest
+			set.setActive(rest)
 		} else if d.last != nil && !d.last.isDisabled.Load() {
-			set.active = d.last
+			set.setActive(d.last)
 		} else {
-			set.active = nil
+			set.setActive(nil)
 		}
 	}
 	if c.isWatcher {
@@ -172,7 +183,7 @@ func (s *Server) noteActive(c *sclient) {
 		return
 	}
 	set.dup.last = c
-	set.active = c
+	set.setActive(c)
 	if n := len(set.dup.recent); n == 0 || set.dup.recent[n-1] != c {
 		set.dup.touch(c)
 	}
@@ -273,12 +284,17 @@ func (s *Server) peerGoneFromRegionLocked(k key.NodePublic) {
 // connection it arrived on, taking ownership of pb. A packet that came
 // from a mesh peer (forwarded) is never forwarded again.
 func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf, forwarded bool) {
+	if dstConn := c.routes.lookup(dst); dstConn != nil {
+		dstConn.enqueue(src, pb, c)
+		return
+	}
 	s.mu.Lock()
 	var dstConn *sclient
 	var fwd PacketForwarder
 	n := 0
 	if set := s.clients[dst]; set != nil {
 		dstConn, n = set.active, set.len()
+		c.routes.remember(dst, set)
 	}
 	if dstConn == nil && n == 0 && !forwarded {
 		fwd = s.clientsMesh[dst]

@@ -41,6 +41,7 @@ type sclient struct {
 	wake         chan struct{} // owned by the read loop; made on first push-back wait
 	waitTimer    *time.Timer   // owned by the read loop; made on first push-back wait
 	notHereLimit *rate.Limiter // owned by the read loop; made on first use
+	routes       routeCache    // owned by the read loop
 
 	isDup      atomic.Bool // one of several connections for key
 	isDisabled atomic.Bool // reserved for the "disable fighters" policy; never set
