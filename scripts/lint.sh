@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks: formatting, go vet and a pinned staticcheck, for the main
-# module and (when present) the interop module.
+# module and (when present) the interop modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,7 @@ if [ -n "$bad" ]; then
 	exit 1
 fi
 
-for mod in . interop; do
+for mod in . interop interop/latest; do
 	[ -f "$mod/go.mod" ] || continue
 	echo "== vet + staticcheck ($mod)"
 	(cd "$mod" && go vet ./... && go run "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}" ./...)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Unit and integration tests with the race detector, for the main module and
-# the interop module (which proves wire compatibility with the reference).
+# the interop modules (which prove compatibility with the reference:
+# interop/ against tailscale.com v1.76.3, interop/latest against the newest
+# release that builds with our Go).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 go test -race -count=1 ./...
-if [ -f interop/go.mod ]; then
-	(cd interop && go test -race -count=1 ./...)
-fi
+for mod in interop interop/latest; do
+	[ -f "$mod/go.mod" ] || continue
+	(cd "$mod" && go test -race -count=1 ./...)
+done
