@@ -1,7 +1,7 @@
 package derp
 
 import (
-	"slices"
+	"errors"
 	"sync/atomic"
 
 	"github.com/openderp/openderp/key"
@@ -30,17 +30,91 @@ func (cs *clientSet) setActive(c *sclient) {
 type dupSet struct {
 	conns map[*sclient]struct{}
 	last  *sclient
-	// recent lists connections by most recent activity, oldest first,
-	// each at most once. The reference keeps every change of speaker, so
-	// two connections taking turns grow its list without bound; keeping
-	// each connection once gives the same answer to "who spoke last among
-	// those left" in bounded memory. See docs/compat.md#dup-history.
-	recent []*sclient
+	// head and tail link the connections by most recent activity, oldest
+	// first, each at most once, through sclient.dupPrev and dupNext. The
+	// reference keeps every change of speaker in a slice, so two
+	// connections taking turns grow its list without bound, and moving or
+	// removing a connection costs time in proportion to the list; this
+	// list gives the same answer to "who spoke last among those left" in
+	// bounded memory and O(1) per change. See docs/compat.md#dup-history.
+	head, tail *sclient
 }
 
+// touch moves c to the end of the activity list.
 func (d *dupSet) touch(c *sclient) {
-	d.recent = slices.DeleteFunc(d.recent, func(x *sclient) bool { return x == c })
-	d.recent = append(d.recent, c)
+	oldTail := d.tail
+	d.unlinkKeepTail(c)
+	c.dupPrev, c.dupNext, c.inRecent = d.tail, nil, true
+	if d.tail != nil {
+		d.tail.dupNext = c
+	} else {
+		d.head = c
+	}
+	d.tail = c
+	d.noteTail(oldTail)
+}
+
+// remove takes c off the activity list.
+func (d *dupSet) remove(c *sclient) {
+	oldTail := d.tail
+	d.unlinkKeepTail(c)
+	d.noteTail(oldTail)
+}
+
+func (d *dupSet) unlinkKeepTail(c *sclient) {
+	if !c.inRecent {
+		return
+	}
+	if c.dupPrev != nil {
+		c.dupPrev.dupNext = c.dupNext
+	} else {
+		d.head = c.dupNext
+	}
+	if c.dupNext != nil {
+		c.dupNext.dupPrev = c.dupPrev
+	} else {
+		d.tail = c.dupPrev
+	}
+	c.dupPrev, c.dupNext, c.inRecent = nil, nil, false
+}
+
+// noteTail keeps sclient.lastSpoke in step with the end of the list.
+func (d *dupSet) noteTail(oldTail *sclient) {
+	if oldTail == d.tail {
+		return
+	}
+	if oldTail != nil {
+		oldTail.lastSpoke.Store(false)
+	}
+	if d.tail != nil {
+		d.tail.lastSpoke.Store(true)
+	}
+}
+
+// dissolve empties the activity list when the set is down to one
+// connection.
+func (d *dupSet) dissolve() {
+	for c := d.head; c != nil; {
+		next := c.dupNext
+		c.dupPrev, c.dupNext, c.inRecent = nil, nil, false
+		c.lastSpoke.Store(false)
+		c = next
+	}
+	d.head, d.tail = nil, nil
+}
+
+// DefaultMaxConnsPerKey is the default of Server.MaxConnsPerKey.
+const DefaultMaxConnsPerKey = 100
+
+// ErrTooManyConnections is why a connection is refused after its
+// handshake when its key already has Server.MaxConnsPerKey connections.
+var ErrTooManyConnections = errors.New("derp: too many connections for one key")
+
+func (s *Server) maxConnsPerKey() int {
+	if s.MaxConnsPerKey <= 0 {
+		return DefaultMaxConnsPerKey
+	}
+	return s.MaxConnsPerKey
 }
 
 func (cs *clientSet) len() int {
@@ -66,16 +140,19 @@ func (cs *clientSet) forEach(f func(*sclient)) {
 	}
 }
 
-// registerClient makes c routable and announces it to watchers. It
-// reports false if the server is closed.
-func (s *Server) registerClient(c *sclient) bool {
+// registerClient makes c routable and announces it to watchers. It fails
+// if the server is closed or c's key has too many connections.
+func (s *Server) registerClient(c *sclient) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return errServerClosing
 	}
 	m := s.metrics
 	set := s.clients[c.key]
+	if set != nil && set.len() >= s.maxConnsPerKey() {
+		return ErrTooManyConnections
+	}
 	if set == nil {
 		set = new(clientSet)
 		s.clients[c.key] = set
@@ -84,7 +161,8 @@ func (s *Server) registerClient(c *sclient) bool {
 		was.isDup.Store(true)
 		c.isDup.Store(true)
 		if set.dup == nil {
-			set.dup = &dupSet{conns: map[*sclient]struct{}{c: {}, was: {}}, last: c, recent: []*sclient{was}}
+			set.dup = &dupSet{conns: map[*sclient]struct{}{c: {}, was: {}}, last: c}
+			set.dup.touch(was)
 			m.dupClientKeys.Add(1)
 			m.dupClientConns.Add(2)
 			m.dupClientConnsTotal.Add(1)
@@ -106,8 +184,9 @@ func (s *Server) registerClient(c *sclient) bool {
 		s.keyOfAddr[c.ipPort] = c.key
 	}
 	m.curConns.Add(1)
+	c.set = set
 	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags})
-	return true
+	return nil
 }
 
 // unregisterClient removes c, picking another active connection for its
@@ -131,12 +210,9 @@ func (s *Server) unregisterClient(c *sclient) {
 	default:
 		d := set.dup
 		delete(d.conns, c)
-		d.recent = slices.DeleteFunc(d.recent, func(x *sclient) bool { return x == c })
+		d.remove(c)
 		if d.last == c {
-			d.last = nil
-			if len(d.recent) > 0 {
-				d.last = d.recent[len(d.recent)-1]
-			}
+			d.last = d.tail
 		}
 		m.dupClientConns.Add(-1)
 		if len(d.conns) == 1 {
@@ -144,6 +220,7 @@ func (s *Server) unregisterClient(c *sclient) {
 			for x := range d.conns {
 				rest = x
 			}
+			d.dissolve()
 			set.dup = nil
 			m.dupClientConns.Add(-1)
 			m.dupClientKeys.Add(-1)
@@ -184,9 +261,16 @@ func (s *Server) noteActive(c *sclient) {
 	}
 	set.dup.last = c
 	set.setActive(c)
-	if n := len(set.dup.recent); n == 0 || set.dup.recent[n-1] != c {
+	if set.dup.tail != c {
 		set.dup.touch(c)
 	}
+}
+
+// isLastSpeaker reports, without the server lock, whether c is already
+// its dup set's receiving connection and last speaker, so that noteActive
+// would change nothing.
+func (c *sclient) isLastSpeaker() bool {
+	return c.lastSpoke.Load() && c.set != nil && c.set.route.Load() == c
 }
 
 // broadcastLocked queues ev for every watcher. s.mu must be held.

@@ -47,7 +47,13 @@ type sclient struct {
 	isDisabled atomic.Bool // reserved for the "disable fighters" policy; never set
 
 	isWatcher bool // guarded by Server.mu
-	rttState  int8 // owned by the RTT sampler
+
+	// Dup-set state, guarded by Server.mu; see dupSet.
+	set              *clientSet  // the set of c's key; set once on registration
+	dupPrev, dupNext *sclient    // neighbours in the activity list
+	inRecent         bool        // on the activity list
+	lastSpoke        atomic.Bool // at the end of the activity list; read without the lock
+	rttState         int8        // owned by the RTT sampler
 
 	// Send state, guarded by qmu. Lock order: Server.mu, then qmu.
 	qmu        sync.Mutex
@@ -119,8 +125,8 @@ func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	c.initReader(nc, brw.Reader)
 	c.flags = presentFlags(c.canMesh, info.IsProber)
 
-	if !s.registerClient(c) {
-		return nil, errServerClosing
+	if err := s.registerClient(c); err != nil {
+		return nil, err
 	}
 	if err := s.sendServerInfo(brw.Writer, box); err != nil {
 		c.shutdown()
@@ -175,7 +181,7 @@ func (c *sclient) readLoop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if c.isDup.Load() && !c.isDisabled.Load() {
+		if c.isDup.Load() && !c.isDisabled.Load() && !c.isLastSpeaker() {
 			c.s.noteActive(c)
 		}
 		if err := c.handleFrame(t, n); err != nil {

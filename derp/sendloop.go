@@ -222,6 +222,11 @@ func (c *sclient) drain() (frames int, err error) {
 				c.dropBatch(batch[:n])
 				return frames, err
 			}
+			if g.Reason == PeerGoneReasonDisconnected {
+				// The source left and its subscriptions with it: forget
+				// it, so that c subscribes again if it comes back.
+				delete(c.sentFrom, g.Peer)
+			}
 			frames++
 		}
 		if len(events) > 0 {

@@ -33,6 +33,11 @@ type Server struct {
 	// full queue then drops at once, as in the reference.
 	PushBackWait time.Duration
 
+	// MaxConnsPerKey bounds how many connections one client key may have
+	// at once; a connection beyond it is refused after its handshake with
+	// ErrTooManyConnections. Zero means DefaultMaxConnsPerKey (100).
+	MaxConnsPerKey int
+
 	keepAliveForTest time.Duration // replaces the keep-alive period in tests
 	queueDepth       int           // set once; capacity of each send queue
 
