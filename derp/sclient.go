@@ -73,9 +73,8 @@ type sclient struct {
 
 	writeSince atomic.Int64 // monoNow when the running write began; 0 if none
 
-	writers  sync.WaitGroup // the writer goroutine, while one runs
-	kaTimer  *time.Timer    // fires keep-alives; set once under qmu
-	kaPeriod time.Duration  // set once
+	writers sync.WaitGroup // the writer goroutine, while one runs
+	kaDue   atomic.Int64   // monoNow when the next keep-alive is due; see keepalive.go
 
 	writeLoopFunc func() // set once: c.writeLoop, bound once
 

@@ -2,7 +2,6 @@ package derp
 
 import (
 	"bufio"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -12,10 +11,6 @@ import (
 // defaultWriteTimeout bounds the writing of each frame to a client.
 const defaultWriteTimeout = 2 * time.Second
 
-// keepAliveJitter is the largest random addition to KeepAlive, fixed per
-// connection so that connections made together do not tick together.
-const keepAliveJitter = 5 * time.Second
-
 // sendBatch is the most packets the send loop takes from its queues under
 // one lock acquisition.
 const sendBatch = 16
@@ -23,17 +18,16 @@ const sendBatch = 16
 // Writing is done by a goroutine that exists only while there is
 // something to write: the first producer to queue work for an idle
 // connection (under qmu) starts it, and it exits once the queues are empty.
-// An idle connection thus costs one goroutine (its reader) and a timer,
-// not two goroutines as in the reference; there is never more than one
+// An idle connection thus costs one goroutine (its reader), and no timer
+// (see keepalive.go), not two goroutines as in the reference; there is never more than one
 // writer per connection. See docs/compat.md#send-queues.
 
-// startWriting arms the keep-alive timer and lets writers start; it is
-// called once ServerInfo has been written, so nothing overtakes it.
+// startWriting schedules the first keep-alive and lets writers start; it
+// is called once ServerInfo has been written, so nothing overtakes it.
 func (c *sclient) startWriting() {
-	c.kaPeriod = KeepAlive + rand.N(keepAliveJitter)
-	if c.s.keepAliveForTest > 0 {
-		c.kaPeriod = c.s.keepAliveForTest
-	}
+	s := c.s
+	c.kaDue.Store(s.monoNow() + int64(s.keepAlivePeriod()))
+	s.startKeepAlives()
 	c.writeLoopFunc = c.writeLoop
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
@@ -41,23 +35,9 @@ func (c *sclient) startWriting() {
 		return
 	}
 	c.ready = true
-	c.kaTimer = time.AfterFunc(c.kaPeriod, c.keepAliveDue)
 	if c.hasWorkLocked() {
 		c.wakeLocked()
 	}
-}
-
-// keepAliveDue runs on the keep-alive timer. The first keep-alive goes out
-// one period after the handshake, then one per period.
-func (c *sclient) keepAliveDue() {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	if c.finished {
-		return
-	}
-	c.keepAlive = true
-	c.wakeLocked()
-	c.kaTimer.Reset(c.kaPeriod)
 }
 
 // wakeLocked starts a writer goroutine unless one is running. qmu must be
@@ -105,16 +85,12 @@ func (c *sclient) writeLoop() {
 	}
 }
 
-// shutdown stops all writing: it marks c finished, stops the keep-alive
-// timer, closes the connection, waits for a running writer, drops whatever
+// shutdown stops all writing: it marks c finished, closes the connection, waits for a running writer, drops whatever
 // was still queued and ends c's PeerGone subscriptions. It returns the
 // error that stopped a writer, if any.
 func (c *sclient) shutdown() error {
 	c.qmu.Lock()
 	c.finished = true
-	if c.kaTimer != nil {
-		c.kaTimer.Stop()
-	}
 	drained := make([]queuedPacket, 0, c.packets.len()+c.disco.len())
 	for _, q := range []*packetRing{&c.packets, &c.disco} {
 		for {

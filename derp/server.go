@@ -67,6 +67,7 @@ type Server struct {
 	conns       map[Conn]struct{}                        // guarded by mu; every connection inside Accept
 	connNum     int64                                    // guarded by mu
 	rttOnce     sync.Once                                // starts the RTT sampler
+	kaOnce      sync.Once                                // starts the keep-alive schedule
 	rttStop     chan struct{}                            // closed by Close
 	ctx         context.Context                          // set once; cancelled by Close
 	cancel      context.CancelFunc                       // set once
