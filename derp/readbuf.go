@@ -13,13 +13,19 @@ import (
 // back and waits for the socket to become readable without holding any
 // buffer (see awaitData), so an idle connection costs no read buffer. This
 // needs a plain TCP connection, whose readiness the runtime poller can
-// report; over TLS and other wrapped connections, whose own layers buffer
-// data the socket no longer shows, the read loop keeps one reader for the
-// connection's life. See docs/compat.md#idle-connections.
+// report. Over TLS and other wrapped connections, whose own layers buffer
+// data the socket no longer shows, the read loop instead swaps the front
+// end's reader, once drained, for a small one of its own: such a layer
+// holds whole records already, so a large buffer on top of it saves few
+// calls. See docs/compat.md#idle-connections.
 
 // readBufferSize is the size of the pooled read buffers: several frames of
 // small packets per system call.
 const readBufferSize = 8 << 10
+
+// smallReadBufferSize is the size of the reader kept by connections that
+// cannot give theirs back while idle; at least a key, for Peek.
+const smallReadBufferSize = 256
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
 
@@ -27,7 +33,8 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, rea
 // connection is idle.
 type readSide struct {
 	brPooled bool            // c.br came from readerPool
-	src      io.Reader       // what pooled readers read from
+	brSmall  bool            // c.br is the connection's own small reader
+	src      io.Reader       // what the read loop's own readers read from; nil if none
 	raw      syscall.RawConn // nil when readiness cannot be awaited; see above
 }
 
@@ -35,6 +42,7 @@ type readSide struct {
 // end or the handshake read ahead) and then nc.
 func (c *sclient) initReader(nc Conn, initial *bufio.Reader) {
 	c.br = initial
+	c.rs.src, _ = nc.(io.Reader)
 	tc, ok := nc.(*net.TCPConn)
 	if !ok || !canAwaitReadable {
 		return
@@ -49,9 +57,17 @@ func (c *sclient) initReader(nc Conn, initial *bufio.Reader) {
 // awaitData makes sure that reading the next byte will not block while
 // holding a pooled buffer: if c.br is empty it gives it back, waits until
 // the socket has data (or is closed or fails) and borrows a buffer again.
-// Without a way to wait it does nothing.
+// Without a way to wait it only swaps a drained front-end reader for a
+// small one.
 func (c *sclient) awaitData() error {
-	if c.rs.raw == nil || c.br.Buffered() > 0 {
+	if c.br.Buffered() > 0 {
+		return nil
+	}
+	if c.rs.raw == nil {
+		if !c.rs.brSmall && c.rs.src != nil {
+			c.br = bufio.NewReaderSize(c.rs.src, smallReadBufferSize)
+			c.rs.brSmall = true
+		}
 		return nil
 	}
 	c.releaseReader()

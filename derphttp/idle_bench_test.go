@@ -31,6 +31,7 @@ func BenchmarkIdleClientMemory(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			const n = 300
 			ts := newTestServer(b, bc.o)
+			ts.s.MaxConnsPerKey = 1 << 20 // every client uses one key
 			priv := key.NewNode()
 			hello := rawHello(b, ts.s.PublicKey(), priv)
 			var conns []net.Conn
