@@ -26,6 +26,7 @@ type clientOpts struct {
 	meshKey     string
 	isProber    bool
 	canAckPings bool
+	appName     string
 	serverPub   key.NodePublic
 }
 
@@ -48,6 +49,14 @@ func IsProber(v bool) ClientOpt {
 // CanAckPings tells the server that the client answers its pings.
 func CanAckPings(v bool) ClientOpt {
 	return clientOptFunc(func(o *clientOpts) { o.canAckPings = v })
+}
+
+// AppName makes the client declare name as its application name, which
+// servers since v1.104 show on their debug pages and in PeerPresent, and
+// may refuse (-disallow-app-names). Older servers ignore it. NewClient
+// fails with an *InvalidAppNameError if ValidAppName refuses name.
+func AppName(name string) ClientOpt {
+	return clientOptFunc(func(o *clientOpts) { o.appName = name })
 }
 
 // ServerPublicKey gives the client the server's public key in advance,
@@ -99,6 +108,9 @@ func NewClient(priv key.NodePrivate, nc Conn, brw *bufio.ReadWriter, logf Logf, 
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
+	if !ValidAppName(o.appName) {
+		return nil, fmt.Errorf("derp: new client: %w", &InvalidAppNameError{Name: o.appName})
+	}
 	c := &Client{
 		priv:      priv,
 		pub:       priv.Public(),
@@ -117,10 +129,11 @@ func NewClient(priv key.NodePrivate, nc Conn, brw *bufio.ReadWriter, logf Logf, 
 		c.serverPub = pub
 	}
 	info := clientInfo{
-		MeshKey:     o.meshKey,
+		MeshKey:     wireMeshKey(o.meshKey),
 		Version:     ProtocolVersion,
 		CanAckPings: o.canAckPings,
 		IsProber:    o.isProber,
+		AppName:     o.appName,
 	}
 	if err := c.sendClientInfo(&info); err != nil {
 		return nil, fmt.Errorf("derp: sending client info: %w", err)
@@ -390,6 +403,9 @@ func (c *Client) decode(t FrameType, b []byte, p *ReceivedPacket) (ReceivedMessa
 		if err != nil {
 			c.logf.printf("derp: skipping frame: %v", err)
 			return nil, nil
+		}
+		if len(b) > peerPresentLen && len(b)-peerPresentLen-1 < int(b[peerPresentLen]) {
+			c.logf.printf("derp: PeerPresent for %v: app name shorter than its length byte; ignored", m.Key.ShortString())
 		}
 		return m, nil
 	case FramePing, FramePong:

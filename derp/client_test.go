@@ -81,7 +81,7 @@ func TestClientDecodesFrames(t *testing.T) {
 		{FramePeerGone, appendPeerGone(nil, peer, PeerGoneReasonNotHere), PeerGoneMessage{peer, PeerGoneReasonNotHere}},
 		{FramePeerGone, peer.AppendTo(nil), PeerGoneMessage{Peer: peer}},
 		{FramePeerGone, make([]byte, 5), nil},
-		{FramePeerPresent, appendPeerPresent(nil, peer, ipp, PeerPresentIsProber), PeerPresentMessage{peer, ipp, PeerPresentIsProber}},
+		{FramePeerPresent, appendPeerPresent(nil, peer, ipp, PeerPresentIsProber, "app"), PeerPresentMessage{peer, ipp, PeerPresentIsProber, "app"}},
 		{FramePeerPresent, peer.AppendTo(nil), PeerPresentMessage{Key: peer}},
 		{FramePeerPresent, nil, nil},
 		{FramePing, []byte("12345678extra"), PingMessage([8]byte([]byte("12345678")))},

@@ -60,7 +60,7 @@ func validPayloads(tb testing.TB) map[FrameType][]byte {
 		FrameKeepAlive:     {},
 		FrameNotePreferred: {1},
 		FramePeerGone:      appendPeerGone(nil, a, PeerGoneReasonNotHere),
-		FramePeerPresent:   appendPeerPresent(nil, a, netip.MustParseAddrPort("198.51.100.7:41641"), PeerPresentIsMeshPeer),
+		FramePeerPresent:   appendPeerPresent(nil, a, netip.MustParseAddrPort("198.51.100.7:41641"), PeerPresentIsMeshPeer, "app"),
 		FrameForwardPacket: append(b.AppendTo(a.AppendTo(nil)), "hello"...),
 		FrameWatchConns:    {},
 		FrameClosePeer:     b.AppendTo(nil),
@@ -220,8 +220,9 @@ func FuzzPayloads(f *testing.F) {
 	for _, p := range validPayloads(f) {
 		f.Add(p)
 	}
-	f.Add(appendPeerPresent(nil, key.NodePublic{}, netip.AddrPort{}, 0))
-	f.Add(appendPeerPresent(nil, key.NodePublic{}, netip.MustParseAddrPort("[2001:db8::1]:443"), 7)[:50])
+	f.Add(appendPeerPresent(nil, key.NodePublic{}, netip.AddrPort{}, 0, ""))
+	f.Add(appendPeerPresent(nil, key.NodePublic{}, netip.MustParseAddrPort("[2001:db8::1]:443"), 7, "")[:50])
+	f.Add(appendPeerPresent(nil, key.NodePublic{}, netip.MustParseAddrPort("[2001:db8::1]:443"), 0x0e, "x y"))
 	f.Add(append([]byte(discoMagic), make([]byte, KeyLen+NonceLen)...))
 	f.Add(make([]byte, 2*KeyLen+MaxPacketSize+1))
 
@@ -282,9 +283,15 @@ func FuzzPayloads(f *testing.F) {
 		}
 
 		if m, err := parsePeerPresent(data); checkLen("peer present", err, KeyLen, noMax) {
-			enc := appendPeerPresent(nil, m.Key, m.IPPort, m.Flags)
-			if len(data) >= peerPresentLen && !bytes.Equal(enc, data[:peerPresentLen]) {
+			enc := appendPeerPresent(nil, m.Key, m.IPPort, m.Flags, m.AppName)
+			if len(data) >= peerPresentLen && !bytes.Equal(enc[:peerPresentLen], data[:peerPresentLen]) {
 				t.Fatalf("appendPeerPresent(parsePeerPresent(%x)) = %x", data, enc)
+			}
+			if !ValidAppName(m.AppName) {
+				t.Fatalf("parsePeerPresent(%x) kept invalid app name %q", data, m.AppName)
+			}
+			if m.AppName != "" && !bytes.Equal(enc, data[:len(enc)]) {
+				t.Fatalf("appendPeerPresent(parsePeerPresent(%x)) = %x with name", data, enc)
 			}
 			if m.IPPort.Addr().Is4In6() {
 				t.Fatalf("parsePeerPresent left %v mapped", m.IPPort)

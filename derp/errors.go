@@ -60,7 +60,8 @@ var (
 	// which cannot take part in a NaCl box exchange.
 	ErrZeroKey = errors.New("derp: zero public key")
 
-	// ErrServerClosed is returned by operations on a closed Server.
+	// ErrServerClosed ends a connection that Accept received after Close
+	// began; Accept closes it without logging.
 	ErrServerClosed = errors.New("derp: server closed")
 
 	// ErrClientClosed is returned by a Client after it has failed or been
@@ -77,4 +78,19 @@ type RejectedError struct {
 
 func (e *RejectedError) Error() string {
 	return "client " + e.Key.String() + " rejected: " + e.Reason
+}
+
+// maxUnknownFrameLen is the longest frame of an unknown type a server
+// skips: the size of a maximal SendPacket. Longer ones end the connection.
+const maxUnknownFrameLen = KeyLen + MaxPacketSize
+
+// UnknownFrameTooLargeError reports a frame of a type the server does not
+// handle that is too long to skip; the server closes the connection.
+type UnknownFrameTooLargeError struct {
+	Type FrameType
+	Len  uint32
+}
+
+func (e *UnknownFrameTooLargeError) Error() string {
+	return fmt.Sprintf("unknown frame type %d too large: %d bytes", byte(e.Type), e.Len)
 }

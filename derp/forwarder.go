@@ -1,6 +1,7 @@
 package derp
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/openderp/openderp/key"
@@ -114,10 +115,16 @@ func (m *multiForwarder) remove(f PacketForwarder) PacketForwarder {
 	return nil
 }
 
-// ForwardPacket satisfies PacketForwarder; the server itself calls the
-// preferred member directly, under its lock's protection.
+// errMultiForwarder is returned if a multiForwarder is ever used as a
+// forwarder itself.
+var errMultiForwarder = errors.New("derp: internal error: multiForwarder used directly")
+
+// ForwardPacket only satisfies PacketForwarder, so that a multiForwarder
+// can sit in Server.clientsMesh. It is never called: routePacket resolves
+// the preferred member under Server.mu and calls that. Reading m here,
+// without the lock, would race with AddPacketForwarder.
 func (m *multiForwarder) ForwardPacket(src, dst key.NodePublic, payload []byte) error {
-	return m.preferred.ForwardPacket(src, dst, payload)
+	return errMultiForwarder
 }
 
 func (m *multiForwarder) String() string {

@@ -89,6 +89,11 @@ func (s *Server) recvClientInfo(br *bufio.Reader) (key.NodePublic, *clientInfo, 
 	if err := json.Unmarshal(js, info); err != nil {
 		return clientKey, nil, nil, fmt.Errorf("decoding client info JSON: %w", err)
 	}
+	// Checked before any admission check, so mesh peers are held to it
+	// too; the connection ends without a ServerInfo.
+	if !ValidAppName(info.AppName) {
+		return clientKey, nil, nil, &InvalidAppNameError{Name: info.AppName}
+	}
 	return clientKey, info, box, nil
 }
 

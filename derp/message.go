@@ -64,6 +64,10 @@ const (
 	PeerPresentIsMeshPeer PeerPresentFlags = 1 << 1
 	// PeerPresentIsProber is set for connections that declared IsProber.
 	PeerPresentIsProber PeerPresentFlags = 1 << 2
+	// PeerPresentNotIdeal is set for connections whose upgrade request
+	// named a different ideal node (the Ideal-Node header): the client
+	// would rather be connected elsewhere in the region.
+	PeerPresentNotIdeal PeerPresentFlags = 1 << 3
 )
 
 // PeerPresentMessage announces a connection to a watcher.
@@ -74,6 +78,10 @@ type PeerPresentMessage struct {
 	IPPort netip.AddrPort
 	// Flags is zero when the server is too old to send flags.
 	Flags PeerPresentFlags
+	// AppName is the application name the peer declared in its
+	// handshake; empty if it declared none, if the server is too old to
+	// say, or if the name the server sent is not a valid AppName.
+	AppName string
 }
 
 func (PeerPresentMessage) msg() {}
@@ -130,7 +138,8 @@ type clientInfo struct {
 	MeshKey     string `json:"meshKey,omitempty"`
 	Version     int    `json:"version,omitempty"`
 	CanAckPings bool
-	IsProber    bool `json:",omitempty"`
+	IsProber    bool   `json:",omitempty"`
+	AppName     string `json:",omitempty"`
 }
 
 // serverInfo is the JSON sealed inside ServerInfo.
@@ -172,13 +181,26 @@ func parseClientInfo(p []byte) (pub key.NodePublic, sealed []byte, err error) {
 }
 
 func parseSendPacket(p []byte) (dst key.NodePublic, pkt []byte, err error) {
-	if len(p) < KeyLen {
-		return key.NodePublic{}, nil, malformed(FrameSendPacket, len(p), "shorter than a key")
+	dst, pktLen, err := parseSendPacketHead(len(p), p)
+	if err != nil {
+		return key.NodePublic{}, nil, err
 	}
-	if len(p)-KeyLen > MaxPacketSize {
-		return key.NodePublic{}, nil, malformed(FrameSendPacket, len(p), "packet too big")
+	return dst, p[len(p)-pktLen:], nil
+}
+
+// parseSendPacketHead checks the length n of a SendPacket payload and
+// decodes its fixed part from head, which holds the payload's first
+// min(n, KeyLen) bytes or more. It returns the destination and the length
+// of the packet that follows. The server's read loop calls it on a peeked
+// header, parseSendPacket on a whole payload: both take the same checks.
+func parseSendPacketHead(n int, head []byte) (dst key.NodePublic, pktLen int, err error) {
+	if n < KeyLen || len(head) < KeyLen {
+		return key.NodePublic{}, 0, malformed(FrameSendPacket, n, "shorter than a key")
 	}
-	return key.NodePublicFromBytes(p), p[KeyLen:], nil
+	if n-KeyLen > MaxPacketSize {
+		return key.NodePublic{}, 0, malformed(FrameSendPacket, n, "packet too big")
+	}
+	return key.NodePublicFromBytes(head), n - KeyLen, nil
 }
 
 func parseRecvPacket(p []byte) (src key.NodePublic, pkt []byte, err error) {
@@ -189,13 +211,23 @@ func parseRecvPacket(p []byte) (src key.NodePublic, pkt []byte, err error) {
 }
 
 func parseForwardPacket(p []byte) (src, dst key.NodePublic, pkt []byte, err error) {
-	if len(p) < 2*KeyLen {
-		return key.NodePublic{}, key.NodePublic{}, nil, malformed(FrameForwardPacket, len(p), "shorter than two keys")
+	src, dst, pktLen, err := parseForwardPacketHead(len(p), p)
+	if err != nil {
+		return key.NodePublic{}, key.NodePublic{}, nil, err
 	}
-	if len(p)-2*KeyLen > MaxPacketSize {
-		return key.NodePublic{}, key.NodePublic{}, nil, malformed(FrameForwardPacket, len(p), "packet too big")
+	return src, dst, p[len(p)-pktLen:], nil
+}
+
+// parseForwardPacketHead is parseSendPacketHead for ForwardPacket: head
+// holds at least the payload's first min(n, 2*KeyLen) bytes.
+func parseForwardPacketHead(n int, head []byte) (src, dst key.NodePublic, pktLen int, err error) {
+	if n < 2*KeyLen || len(head) < 2*KeyLen {
+		return key.NodePublic{}, key.NodePublic{}, 0, malformed(FrameForwardPacket, n, "shorter than two keys")
 	}
-	return key.NodePublicFromBytes(p), key.NodePublicFromBytes(p[KeyLen:]), p[2*KeyLen:], nil
+	if n-2*KeyLen > MaxPacketSize {
+		return key.NodePublic{}, key.NodePublic{}, 0, malformed(FrameForwardPacket, n, "packet too big")
+	}
+	return key.NodePublicFromBytes(head), key.NodePublicFromBytes(head[KeyLen:]), n - 2*KeyLen, nil
 }
 
 func appendPeerGone(b []byte, peer key.NodePublic, reason PeerGoneReasonType) []byte {
@@ -216,10 +248,14 @@ func parsePeerGone(p []byte) (PeerGoneMessage, error) {
 	return m, nil
 }
 
-// peerPresentLen is the payload length current servers send.
+// peerPresentLen is the payload length of servers from v1.76.3 until
+// v1.104, which end with the flags. Current servers add a length byte and
+// up to MaxAppNameLen bytes of AppName.
 const peerPresentLen = KeyLen + 16 + 2 + 1
 
-func appendPeerPresent(b []byte, peer key.NodePublic, ipp netip.AddrPort, flags PeerPresentFlags) []byte {
+// appendPeerPresent appends the current form: key, address, port, flags,
+// then the length-prefixed app name. Old receivers stop after the flags.
+func appendPeerPresent(b []byte, peer key.NodePublic, ipp netip.AddrPort, flags PeerPresentFlags, app string) []byte {
 	b = peer.AppendTo(b)
 	var ip16 [16]byte
 	if ipp.Addr().IsValid() {
@@ -227,29 +263,50 @@ func appendPeerPresent(b []byte, peer key.NodePublic, ipp netip.AddrPort, flags 
 	}
 	b = append(b, ip16[:]...)
 	b = binary.BigEndian.AppendUint16(b, ipp.Port())
-	return append(b, byte(flags))
+	b = append(b, byte(flags))
+	if len(app) > MaxAppNameLen {
+		app = "" // never happens: names are checked at the handshake
+	}
+	b = append(b, byte(len(app)))
+	return append(b, app...)
 }
 
 // parsePeerPresent reads as much as is present: the key, then address and
-// port if 18 more bytes follow, then flags if one more does.
+// port if 18 more bytes follow, flags if one more does, then a length byte
+// and the app name. A name cut short or not a valid AppName is dropped,
+// keeping the rest; bytes after the name are ignored.
 func parsePeerPresent(p []byte) (PeerPresentMessage, error) {
 	if len(p) < KeyLen {
 		return PeerPresentMessage{}, malformed(FramePeerPresent, len(p), "shorter than a key")
 	}
 	m := PeerPresentMessage{Key: key.NodePublicFromBytes(p)}
 	rest := p[KeyLen:]
-	if len(rest) >= 18 {
-		ip16, port := [16]byte(rest[:16]), binary.BigEndian.Uint16(rest[16:18])
-		// A server that did not know the address sends 16 zero bytes and
-		// port 0; that is the zero AddrPort, as documented, not [::]:0.
-		// See docs/compat.md#peerpresent-unknown-address.
-		if ip16 != [16]byte{} || port != 0 {
-			m.IPPort = netip.AddrPortFrom(netip.AddrFrom16(ip16).Unmap(), port)
-		}
-		rest = rest[18:]
-		if len(rest) >= 1 {
-			m.Flags = PeerPresentFlags(rest[0])
-		}
+	if len(rest) < 18 {
+		return m, nil
+	}
+	ip16, port := [16]byte(rest[:16]), binary.BigEndian.Uint16(rest[16:18])
+	// A server that did not know the address sends 16 zero bytes and
+	// port 0; that is the zero AddrPort, as documented, not [::]:0.
+	// See docs/compat.md#peerpresent-unknown-address.
+	if ip16 != [16]byte{} || port != 0 {
+		m.IPPort = netip.AddrPortFrom(netip.AddrFrom16(ip16).Unmap(), port)
+	}
+	rest = rest[18:]
+	if len(rest) < 1 {
+		return m, nil
+	}
+	m.Flags = PeerPresentFlags(rest[0])
+	rest = rest[1:]
+	if len(rest) < 1 {
+		return m, nil
+	}
+	n := int(rest[0])
+	rest = rest[1:]
+	if len(rest) < n {
+		return m, nil
+	}
+	if name := string(rest[:n]); ValidAppName(name) {
+		m.AppName = name
 	}
 	return m, nil
 }

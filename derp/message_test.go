@@ -148,9 +148,9 @@ func TestPeerPresentCodec(t *testing.T) {
 		{"unknown", netip.AddrPort{}, PeerPresentIsRegular, keyAHex + "00000000000000000000000000000000 0000 01"},
 	}
 	for _, tc := range tests {
-		got := appendPeerPresent(nil, a, tc.ipp, tc.flags)
-		want := unhex(t, tc.want)
-		if !bytes.Equal(got, want) || len(got) != peerPresentLen {
+		got := appendPeerPresent(nil, a, tc.ipp, tc.flags, "")
+		want := append(unhex(t, tc.want), 0) // empty app name
+		if !bytes.Equal(got, want) || len(got) != peerPresentLen+1 {
 			t.Errorf("%s: appendPeerPresent = %x; want %x (%d bytes)", tc.name, got, want, peerPresentLen)
 			continue
 		}
@@ -163,7 +163,11 @@ func TestPeerPresentCodec(t *testing.T) {
 		t.Errorf("peerPresentLen = %d; want 51", peerPresentLen)
 	}
 	// Progressive parsing of shorter and longer payloads.
-	full := appendPeerPresent(nil, a, v4, PeerPresentIsRegular)
+	full := appendPeerPresent(nil, a, v4, PeerPresentIsRegular|PeerPresentNotIdeal, "my app")
+	if len(full) != 52+6 || full[50] != 0x09 || full[51] != 6 || string(full[52:]) != "my app" {
+		t.Errorf("appendPeerPresent with app name = %x", full)
+	}
+	fl := PeerPresentIsRegular | PeerPresentNotIdeal
 	for _, tc := range []struct {
 		n    int
 		want PeerPresentMessage
@@ -171,13 +175,23 @@ func TestPeerPresentCodec(t *testing.T) {
 		{32, PeerPresentMessage{Key: a}},
 		{49, PeerPresentMessage{Key: a}},
 		{50, PeerPresentMessage{Key: a, IPPort: v4}},
-		{51, PeerPresentMessage{Key: a, IPPort: v4, Flags: PeerPresentIsRegular}},
-		{60, PeerPresentMessage{Key: a, IPPort: v4, Flags: PeerPresentIsRegular}},
+		{51, PeerPresentMessage{Key: a, IPPort: v4, Flags: fl}},
+		{52, PeerPresentMessage{Key: a, IPPort: v4, Flags: fl}}, // name cut short
+		{57, PeerPresentMessage{Key: a, IPPort: v4, Flags: fl}}, // name cut short
+		{58, PeerPresentMessage{Key: a, IPPort: v4, Flags: fl, AppName: "my app"}},
+		{67, PeerPresentMessage{Key: a, IPPort: v4, Flags: fl, AppName: "my app"}}, // trailing bytes ignored
 	} {
 		p := append(bytes.Clone(full), make([]byte, 9)...)[:tc.n]
 		if m, err := parsePeerPresent(p); err != nil || m != tc.want {
 			t.Errorf("parsePeerPresent(%d bytes) = %+v, %v; want %+v", tc.n, m, err, tc.want)
 		}
+	}
+	// A name that is not a valid AppName is dropped, keeping the rest.
+	bad := append(appendPeerPresent(nil, a, v4, PeerPresentIsRegular, ""), 3, 'a', 0x7f, 'b')
+	bad[51] = 3
+	bad = bad[:55]
+	if m, err := parsePeerPresent(bad); err != nil || m != (PeerPresentMessage{Key: a, IPPort: v4, Flags: PeerPresentIsRegular}) {
+		t.Errorf("parsePeerPresent(invalid name) = %+v, %v", m, err)
 	}
 	// An IPv4-mapped address comes back as plain IPv4; a zero address
 	// with a port keeps the port.

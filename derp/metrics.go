@@ -43,6 +43,8 @@ type metrics struct {
 	accepts             expvar.Int
 	curConns            expvar.Int // gauge_current_connections
 	curHomeConns        expvar.Int
+	curNotIdealConns    expvar.Int // gauge_current_notideal_connections
+	writeTimeouts       expvar.Int // sclient_write_timeouts
 	dupClientKeys       expvar.Int
 	dupClientConns      expvar.Int
 	dupClientConnsTotal expvar.Int
@@ -56,6 +58,9 @@ type metrics struct {
 	dropReason      [numDropReasons]expvar.Int
 	droppedDisco    expvar.Int
 	droppedOther    expvar.Int
+	droppedPkts     DropCounters // derp_packets_dropped{reason,kind}, top level
+	droppedBytes    DropCounters // derp_bytes_dropped{reason,kind}, top level
+	rateLimitWaited expvar.Int   // rate_limit_per_client_waited
 	receivedDisco   expvar.Int
 	receivedOther   expvar.Int
 	unknownFrames   expvar.Int
@@ -88,6 +93,8 @@ func newMetrics() *metrics {
 		meshUpdateLoopCount: NewHistogram(0, 1, 2, 5, 10, 20, 50, 100),
 		bufferedWriteFrames: NewHistogram(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 25, 50, 100),
 	}
+	m.droppedPkts.help = "DERP packets dropped by reason and by kind"
+	m.droppedBytes.help = "DERP bytes dropped by reason and by kind"
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.memstatsSys0.Set(int64(ms.Sys))
@@ -120,9 +127,13 @@ func (s *Server) expvarMap() *expvar.Map {
 	v.Set("gauge_current_file_descriptors", expvar.Func(func() any { return int64(countOpenFDs()) }))
 	v.Set("gauge_current_connections", &m.curConns)
 	v.Set("gauge_current_home_connections", &m.curHomeConns)
+	v.Set("gauge_current_notideal_connections", &m.curNotIdealConns)
 	v.Set("gauge_clients_total", expvar.Func(func() any { return int64(s.numClients(true)) }))
 	v.Set("gauge_clients_local", expvar.Func(func() any { return int64(s.numClients(false)) }))
-	v.Set("gauge_clients_remote", expvar.Func(func() any { return int64(s.numClients(true) - s.numClients(false)) }))
+	v.Set("gauge_clients_remote", expvar.Func(func() any {
+		region, local := s.clientCounts()
+		return int64(region - local)
+	}))
 	v.Set("gauge_current_dup_client_keys", &m.dupClientKeys)
 	v.Set("gauge_current_dup_client_conns", &m.dupClientConns)
 	v.Set("counter_total_dup_client_conns", &m.dupClientConnsTotal)
@@ -146,6 +157,7 @@ func (s *Server) expvarMap() *expvar.Map {
 	v.Set("packets_sent", &m.packetsSent)
 	v.Set("packets_received", &m.packetsReceived)
 	v.Set("unknown_frames", &m.unknownFrames)
+	v.Set("sclient_write_timeouts", &m.writeTimeouts)
 	v.Set("home_moves_in", &m.homeMovesIn)
 	v.Set("home_moves_out", &m.homeMovesOut)
 	v.Set("got_ping", &m.gotPing)

@@ -146,7 +146,7 @@ func (s *Server) registerClient(c *sclient) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errServerClosing
+		return ErrServerClosed
 	}
 	m := s.metrics
 	set := s.clients[c.key]
@@ -184,8 +184,11 @@ func (s *Server) registerClient(c *sclient) error {
 		s.keyOfAddr[c.ipPort] = c.key
 	}
 	m.curConns.Add(1)
+	if c.notIdeal {
+		m.curNotIdealConns.Add(1)
+	}
 	c.set = set
-	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags})
+	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags, app: c.info.AppName})
 	return nil
 }
 
@@ -225,9 +228,8 @@ func (s *Server) unregisterClient(c *sclient) {
 			m.dupClientConns.Add(-1)
 			m.dupClientKeys.Add(-1)
 			rest.isDup.Store(false)
-			rest.isDisabled.Store(false)
 			set.setActive(rest)
-		} else if d.last != nil && !d.last.isDisabled.Load() {
+		} else if d.last != nil {
 			set.setActive(d.last)
 		} else {
 			set.setActive(nil)
@@ -242,6 +244,9 @@ func (s *Server) unregisterClient(c *sclient) {
 		delete(s.keyOfAddr, c.ipPort)
 	}
 	m.curConns.Add(-1)
+	if c.notIdeal {
+		m.curNotIdealConns.Add(-1)
+	}
 	if c.preferred {
 		m.curHomeConns.Add(-1)
 	}
@@ -291,7 +296,7 @@ func (s *Server) addWatcher(c *sclient) {
 	defer s.mu.Unlock()
 	for k, set := range s.clients {
 		if a := set.active; a != nil {
-			c.addMeshEvent(meshEvent{key: k, ipPort: a.ipPort, flags: a.flags})
+			c.addMeshEvent(meshEvent{key: k, ipPort: a.ipPort, flags: a.flags, app: a.info.AppName})
 		}
 	}
 	if !c.isWatcher {
@@ -394,7 +399,7 @@ func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf,
 	case fwd != nil:
 		s.metrics.packetsForwardedOut.Add(1)
 		// The forwarder copies what it needs before returning.
-		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil && debugLogs {
+		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil && c.debug {
 			s.logf.printf("%sforwarding to %v via %v: %v", c.logPrefix, dst.ShortString(), fwd, err)
 		}
 		putPacketBuf(pb)
@@ -406,7 +411,7 @@ func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf,
 		if n > 1 {
 			reason = dropDupClient
 		}
-		s.recordDrop(pb.b, reason)
+		s.recordDrop(src, dst, pb.b, reason)
 		if reason != dropDupClient && looksLikeDisco(pb.b) && c.allowNotHere() {
 			c.requestPeerGone(dst, PeerGoneReasonNotHere)
 		}

@@ -20,6 +20,9 @@ const (
 // runs until Close. One goroutine serves every connection, so idle
 // connections cost no timers.
 func (s *Server) startRTTSampler() {
+	if s.env.disableRTT {
+		return
+	}
 	s.rttOnce.Do(func() {
 		s.background.Add(1)
 		go func() {
@@ -50,8 +53,16 @@ func (s *Server) sampleRTTs() {
 	}
 }
 
-func (s *Server) sampleRTT(c *sclient) {
-	if c.rttState == rttNone {
+// initRTT classifies a new connection before it is registered (so before
+// the sampler can see it): a connection that is not TCP counts non-tcp
+// once, and one whose first TCP_INFO read fails counts error once; neither
+// is sampled again. Counting here rather than at the first sample counts
+// connections that end within the first interval too, as the reference
+// does. Where RTTs cannot be read at all (rttSupported false) nothing is
+// counted.
+func (s *Server) initRTT(c *sclient) {
+	if !rttSupported {
+		c.rttState = rttNone
 		return
 	}
 	tcp := unwrapTCP(c.nc)
@@ -60,15 +71,26 @@ func (s *Server) sampleRTT(c *sclient) {
 		s.metrics.tcpRTT.Add("non-tcp", 1)
 		return
 	}
-	rtt, err := tcpRTT(tcp)
-	if err != nil {
-		if c.rttState == rttUnknown {
-			s.metrics.tcpRTT.Add("error", 1)
-			c.rttState = rttNone
-		}
+	if _, err := tcpRTT(tcp); err != nil {
+		c.rttState = rttNone
+		s.metrics.tcpRTT.Add("error", 1)
 		return
 	}
 	c.rttState = rttTCP
+}
+
+func (s *Server) sampleRTT(c *sclient) {
+	if c.rttState != rttTCP {
+		return
+	}
+	tcp := unwrapTCP(c.nc)
+	if tcp == nil {
+		return
+	}
+	rtt, err := tcpRTT(tcp)
+	if err != nil {
+		return // the connection is going away
+	}
 	s.metrics.tcpRTT.Add(rttBucket(rtt), 1)
 }
 

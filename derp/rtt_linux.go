@@ -7,6 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// rttSupported says RTTs can be sampled here.
+const rttSupported = true
+
 // tcpRTT returns the kernel's smoothed round-trip time estimate for c.
 func tcpRTT(c *net.TCPConn) (time.Duration, error) {
 	rc, err := c.SyscallConn()

@@ -21,17 +21,21 @@ import (
 // AcceptBackground; writers, the only ones to write after the handshake,
 // run in goroutines of their own while there is something to write.
 type sclient struct {
-	s          *Server          // set once
-	nc         Conn             // set once
-	key        key.NodePublic   // set once
-	info       clientInfo       // set once
-	canMesh    bool             // set once; presented the mesh key
-	flags      PeerPresentFlags // set once
-	remoteAddr string           // set once
-	ipPort     netip.AddrPort   // set once; zero if remoteAddr did not parse
-	connNum    int64            // set once
-	connected  time.Time        // set once
-	logPrefix  string           // set once
+	s            *Server          // set once
+	nc           Conn             // set once
+	key          key.NodePublic   // set once
+	info         clientInfo       // set once
+	canMesh      bool             // set once; presented the mesh key
+	notIdeal     bool             // set once; see ConnOptions.NotIdeal
+	flags        PeerPresentFlags // set once
+	remoteAddr   string           // set once
+	ipPort       netip.AddrPort   // set once; zero if remoteAddr did not parse
+	connNum      int64            // set once
+	connected    time.Time        // set once
+	logPrefix    string           // set once
+	writeTimeout time.Duration    // set once; 0: no write deadline
+
+	stats connStats // atomic; per-connection counters for debug pages
 
 	br *bufio.Reader // owned by the read loop; nil while idle (see awaitData)
 	rs readSide      // owned by the read loop
@@ -41,19 +45,20 @@ type sclient struct {
 	wake         chan struct{} // owned by the read loop; made on first push-back wait
 	waitTimer    *time.Timer   // owned by the read loop; made on first push-back wait
 	notHereLimit *rate.Limiter // owned by the read loop; made on first use
+	recvLimit    recvLimiter   // owned by the read loop
 	routes       routeCache    // owned by the read loop
 
-	isDup      atomic.Bool // one of several connections for key
-	isDisabled atomic.Bool // reserved for the "disable fighters" policy; never set
+	isDup atomic.Bool // one of several connections for key
 
 	isWatcher bool // guarded by Server.mu
+	rttState  int8 // set by initRTT before registration, then read by the RTT sampler
+	debug     bool // set once: verbose logs (DERP_DEBUG_LOGS, DERP_PROBER_DEBUG_LOGS)
 
 	// Dup-set state, guarded by Server.mu; see dupSet.
 	set              *clientSet  // the set of c's key; set once on registration
 	dupPrev, dupNext *sclient    // neighbours in the activity list
 	inRecent         bool        // on the activity list
 	lastSpoke        atomic.Bool // at the end of the activity list; read without the lock
-	rttState         int8        // owned by the RTT sampler
 
 	// Send state, guarded by qmu. Lock order: Server.mu, then qmu.
 	qmu        sync.Mutex
@@ -80,7 +85,7 @@ type sclient struct {
 
 	// Owned by whichever writer goroutine runs; successive writers hand
 	// them over through qmu.
-	scratch  [64]byte                    // small frame payloads
+	scratch  [96]byte                    // small frame payloads
 	sentFrom map[key.NodePublic]struct{} // sources written so far
 }
 
@@ -90,12 +95,13 @@ type meshEvent struct {
 	gone   bool
 	ipPort netip.AddrPort
 	flags  PeerPresentFlags
+	app    string
 }
 
 // serveConn runs the handshake, registers the client and relays until the
 // connection ends.
-func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) error {
-	c, err := s.startConn(ctx, nc, brw, remoteAddr, connNum)
+func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) error {
+	c, err := s.startConn(ctx, nc, brw, remoteAddr, connNum, opts)
 	if err != nil {
 		return err
 	}
@@ -104,7 +110,7 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 
 // startConn runs the handshake, registers the client, writes ServerInfo
 // and lets the send side start. On success the caller must call run.
-func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) (*sclient, error) {
+func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) (*sclient, error) {
 	clientKey, info, box, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
 	if err != nil {
 		return nil, err
@@ -115,6 +121,7 @@ func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		key:        clientKey,
 		info:       *info,
 		canMesh:    s.isMeshKey(info.MeshKey),
+		notIdeal:   opts.NotIdeal,
 		remoteAddr: remoteAddr,
 		ipPort:     parseRemoteAddr(remoteAddr),
 		connNum:    connNum,
@@ -122,7 +129,10 @@ func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		logPrefix:  fmt.Sprintf("derp client %s%s: ", remoteAddr, clientKey.ShortString()),
 	}
 	c.initReader(nc, brw.Reader)
-	c.flags = presentFlags(c.canMesh, info.IsProber)
+	c.flags = presentFlags(c.canMesh, info.IsProber, c.notIdeal)
+	c.writeTimeout = s.writeTimeoutFor(c.canMesh)
+	c.debug = debugLogs || (proberDebugLogs && info.IsProber)
+	s.initRTT(c)
 
 	if err := s.registerClient(c); err != nil {
 		return nil, err
@@ -133,6 +143,9 @@ func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		return nil, fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
 	}
 	c.startWriting()
+	if c.debug {
+		s.logf.printf("%sconnected (mesh %v, prober %v)", c.logPrefix, c.canMesh, info.IsProber)
+	}
 	return c, nil
 }
 
@@ -143,8 +156,14 @@ func (c *sclient) run(ctx context.Context) error {
 	defer s.unregisterClient(c)
 	err := c.readLoop(ctx)
 	c.releaseReader()
+	if c.debug {
+		s.logf.printf("%sread loop ended: %v", c.logPrefix, err)
+	}
 	if werr := c.shutdown(); werr != nil && !s.isClosed() {
 		s.logf.printf("%ssender failed: %v", c.logPrefix, werr)
+		if isTimeout(werr) {
+			s.metrics.writeTimeouts.Add(1)
+		}
 	}
 	if err == nil || errors.Is(err, io.EOF) || s.isClosed() || ctx.Err() != nil {
 		return nil
@@ -152,13 +171,16 @@ func (c *sclient) run(ctx context.Context) error {
 	return fmt.Errorf("%s%w", c.logPrefix, err)
 }
 
-func presentFlags(mesh, prober bool) PeerPresentFlags {
+func presentFlags(mesh, prober, notIdeal bool) PeerPresentFlags {
 	var f PeerPresentFlags
 	if mesh {
 		f |= PeerPresentIsMeshPeer
 	}
 	if prober {
 		f |= PeerPresentIsProber
+	}
+	if notIdeal {
+		f |= PeerPresentNotIdeal
 	}
 	if f == 0 {
 		f = PeerPresentIsRegular
@@ -180,7 +202,10 @@ func (c *sclient) readLoop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if c.isDup.Load() && !c.isDisabled.Load() && !c.isLastSpeaker() {
+		if err := c.waitRecvLimit(ctx, n); err != nil {
+			return err
+		}
+		if c.isDup.Load() && !c.isLastSpeaker() {
 			c.s.noteActive(c)
 		}
 		if err := c.handleFrame(t, n); err != nil {
@@ -230,6 +255,9 @@ func (c *sclient) handleFrame(t FrameType, n uint32) error {
 		// the reference, but counted, unlike by the reference.
 		// See docs/compat.md#unknown-frames.
 		c.s.metrics.unknownFrames.Add(1)
+		if n > maxUnknownFrameLen {
+			return &UnknownFrameTooLargeError{Type: t, Len: n}
+		}
 		return discardPayload(c.br, n)
 	}
 }
@@ -262,21 +290,31 @@ func (c *sclient) readPacket(pktLen int) (*packetBuf, error) {
 	return pb, nil
 }
 
+// peekHead returns the first min(n, size) bytes of an n-byte payload
+// without consuming them; it never reads past the frame.
+func (c *sclient) peekHead(n uint32, size int) ([]byte, error) {
+	b, err := c.br.Peek(int(min(n, uint32(size))))
+	if err != nil {
+		return nil, unexpectedEOF(err)
+	}
+	return b, nil
+}
+
 func (c *sclient) handleSendPacket(n uint32) error {
-	if n < KeyLen {
-		return malformed(FrameSendPacket, int(n), "shorter than a key")
-	}
-	if n-KeyLen > MaxPacketSize {
-		return malformed(FrameSendPacket, int(n), "packet too big")
-	}
-	dst, err := c.readKey()
+	head, err := c.peekHead(n, KeyLen)
 	if err != nil {
 		return err
 	}
-	pb, err := c.readPacket(int(n - KeyLen))
+	dst, pktLen, err := parseSendPacketHead(int(n), head)
 	if err != nil {
 		return err
 	}
+	c.br.Discard(KeyLen)
+	pb, err := c.readPacket(pktLen)
+	if err != nil {
+		return err
+	}
+	c.stats.noteRx(len(pb.b))
 	m := c.s.metrics
 	m.packetsReceived.Add(1)
 	m.bytesReceived.Add(int64(len(pb.b)))
@@ -291,24 +329,20 @@ func (c *sclient) handleSendPacket(n uint32) error {
 }
 
 func (c *sclient) handleForwardPacket(n uint32) error {
-	if n < 2*KeyLen {
-		return malformed(FrameForwardPacket, int(n), "shorter than two keys")
-	}
-	if n-2*KeyLen > MaxPacketSize {
-		return malformed(FrameForwardPacket, int(n), "packet too big")
-	}
-	src, err := c.readKey()
+	head, err := c.peekHead(n, 2*KeyLen)
 	if err != nil {
 		return err
 	}
-	dst, err := c.readKey()
+	src, dst, pktLen, err := parseForwardPacketHead(int(n), head)
 	if err != nil {
 		return err
 	}
-	pb, err := c.readPacket(int(n - 2*KeyLen))
+	c.br.Discard(2 * KeyLen)
+	pb, err := c.readPacket(pktLen)
 	if err != nil {
 		return err
 	}
+	c.stats.noteRx(len(pb.b))
 	c.s.metrics.packetsForwardedIn.Add(1)
 	c.s.routePacket(c, src, dst, pb, true)
 	return nil
@@ -331,6 +365,7 @@ func (c *sclient) handleNotePreferred(n uint32) error {
 		return nil
 	}
 	c.preferred = v
+	c.stats.home.Store(v)
 	m := c.s.metrics
 	if v {
 		m.curHomeConns.Add(1)
@@ -382,7 +417,7 @@ func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf, from *sclient) {
 	for {
 		if c.finished {
 			c.qmu.Unlock()
-			s.recordDrop(pb.b, dropGoneDisconnected)
+			s.recordDrop(src, c.key, pb.b, dropGoneDisconnected)
 			putPacketBuf(pb)
 			return
 		}
@@ -407,7 +442,7 @@ func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf, from *sclient) {
 	c.qmu.Unlock()
 	if evicted {
 		s.metrics.noteQueueTime(now - old.enqueued)
-		s.recordDrop(old.buf.b, dropQueueHead)
+		s.recordDrop(old.src, c.key, old.buf.b, dropQueueHead)
 		putPacketBuf(old.buf)
 	}
 }

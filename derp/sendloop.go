@@ -8,9 +8,6 @@ import (
 	"github.com/openderp/openderp/key"
 )
 
-// defaultWriteTimeout bounds the writing of each frame to a client.
-const defaultWriteTimeout = 2 * time.Second
-
 // sendBatch is the most packets the send loop takes from its queues under
 // one lock acquisition.
 const sendBatch = 16
@@ -18,9 +15,9 @@ const sendBatch = 16
 // Writing is done by a goroutine that exists only while there is
 // something to write: the first producer to queue work for an idle
 // connection (under qmu) starts it, and it exits once the queues are empty.
-// An idle connection thus costs one goroutine (its reader), and no timer
-// (see keepalive.go), not two goroutines as in the reference; there is never more than one
-// writer per connection. See docs/compat.md#send-queues.
+// An idle connection thus costs one goroutine (its reader) and no timer
+// (see keepalive.go), not two goroutines as in the reference; there is
+// never more than one writer per connection. See docs/compat.md#send-queues.
 
 // startWriting schedules the first keep-alive and lets writers start; it
 // is called once ServerInfo has been written, so nothing overtakes it.
@@ -85,8 +82,9 @@ func (c *sclient) writeLoop() {
 	}
 }
 
-// shutdown stops all writing: it marks c finished, closes the connection, waits for a running writer, drops whatever
-// was still queued and ends c's PeerGone subscriptions. It returns the
+// shutdown stops all writing: it marks c finished, closes the connection,
+// waits for a running writer, drops whatever was still queued and ends
+// c's PeerGone subscriptions. It returns the
 // error that stopped a writer, if any.
 func (c *sclient) shutdown() error {
 	c.qmu.Lock()
@@ -108,7 +106,7 @@ func (c *sclient) shutdown() error {
 	c.nc.Close()
 	c.writers.Wait()
 	for _, p := range drained {
-		c.s.recordDrop(p.buf.b, dropGoneDisconnected)
+		c.s.recordDrop(p.src, c.key, p.buf.b, dropGoneDisconnected)
 		putPacketBuf(p.buf)
 	}
 	c.s.unsubscribeAll(c)
@@ -233,18 +231,16 @@ func (c *sclient) drain() (frames int, err error) {
 // dropBatch counts packets taken from the queue but never written.
 func (c *sclient) dropBatch(ps []queuedPacket) {
 	for i := range ps {
-		c.s.recordDrop(ps[i].buf.b, dropWriteError)
+		c.s.recordDrop(ps[i].src, c.key, ps[i].buf.b, dropWriteError)
 		putPacketBuf(ps[i].buf)
 		ps[i] = queuedPacket{}
 	}
 }
 
 func (c *sclient) setWriteDeadline() {
-	d := c.s.WriteTimeout
-	if d <= 0 {
-		d = defaultWriteTimeout
+	if c.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(d))
 }
 
 func (c *sclient) writeFrameHeader(t FrameType, n uint32) error {
@@ -272,15 +268,17 @@ func (c *sclient) writePacket(p *queuedPacket) error {
 			c.sentFrom = make(map[key.NodePublic]struct{})
 		}
 		c.sentFrom[p.src] = struct{}{}
+		c.stats.senders.Add(1)
 		s.subscribePeerGone(p.src, c)
 	}
 	err := c.writeRecvPacket(p.src, pkt)
 	if err != nil {
-		s.recordDrop(pkt, dropWriteError)
+		s.recordDrop(p.src, c.key, pkt, dropWriteError)
 		return err
 	}
 	s.metrics.packetsSent.Add(1)
 	s.metrics.bytesSent.Add(int64(len(pkt)))
+	c.stats.noteTx(len(pkt))
 	return nil
 }
 
@@ -322,7 +320,7 @@ func (c *sclient) writeMeshEvents(events []meshEvent) error {
 		if ev.gone {
 			err = c.writePeerGone(ev.key, PeerGoneReasonDisconnected)
 		} else {
-			err = c.writeSmall(FramePeerPresent, appendPeerPresent(c.scratch[:0], ev.key, ev.ipPort, ev.flags))
+			err = c.writeSmall(FramePeerPresent, appendPeerPresent(c.scratch[:0], ev.key, ev.ipPort, ev.flags, ev.app))
 		}
 		if err != nil {
 			return err

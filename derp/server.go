@@ -3,13 +3,13 @@ package derp
 import (
 	"bufio"
 	"context"
-	"crypto/subtle"
-	"errors"
 	"expvar"
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openderp/openderp/key"
@@ -22,8 +22,9 @@ import (
 // A Server is safe for concurrent use. Its configuration methods (SetMeshKey,
 // SetVerifyClient, ...) should be called before the first Accept.
 type Server struct {
-	// WriteTimeout bounds each frame written to a client once the
-	// handshake is done. Zero means two seconds, the reference's value.
+	// WriteTimeout, when positive, bounds each frame written to a client
+	// that is not a mesh peer once the handshake is done, overriding
+	// SetTCPWriteTimeout. Zero leaves the choice to SetTCPWriteTimeout.
 	WriteTimeout time.Duration
 
 	// PushBackWait bounds how long the server stops reading from a client
@@ -49,13 +50,18 @@ type Server struct {
 	start    time.Time       // set once; base of queuedPacket.enqueued
 	metrics  *metrics        // set once
 	vars     *expvar.Map     // set once
+	env      serverEnv       // set once
+
+	tcpWriteTimeout atomic.Int64 // nanoseconds; 0: no deadline
+	rateLimit       rateLimitState
 
 	cfgMu           sync.RWMutex
-	meshKey         string // guarded by cfgMu
-	verifyClients   bool   // guarded by cfgMu
-	tailscaledSock  string // guarded by cfgMu
-	verifyClientURL string // guarded by cfgMu
-	verifyFailOpen  bool   // guarded by cfgMu
+	meshKey         string          // guarded by cfgMu
+	verifyClients   bool            // guarded by cfgMu
+	tailscaledSock  string          // guarded by cfgMu
+	verifyClientURL string          // guarded by cfgMu
+	verifyFailOpen  bool            // guarded by cfgMu
+	disallowedApps  map[string]bool // guarded by cfgMu
 
 	mu          sync.Mutex
 	closed      bool                                     // guarded by mu
@@ -71,9 +77,14 @@ type Server struct {
 	rttStop     chan struct{}                            // closed by Close
 	ctx         context.Context                          // set once; cancelled by Close
 	cancel      context.CancelFunc                       // set once
+	closing     chan struct{}                            // closed by Close
 	accepting   sync.WaitGroup                           // one per running Accept
 	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
 }
+
+// MinReaderSize is the smallest read buffer Accept works with: the two
+// keys at the head of a ForwardPacket frame.
+const MinReaderSize = 2 * KeyLen
 
 // NewServer returns a relay that identifies itself with priv. logf
 // receives connection-level log lines; nil discards them.
@@ -91,6 +102,7 @@ func NewServer(priv key.NodePrivate, logf Logf) *Server {
 		keyOfAddr:   make(map[netip.AddrPort]key.NodePublic),
 		conns:       make(map[Conn]struct{}),
 		rttStop:     make(chan struct{}),
+		closing:     make(chan struct{}),
 	}
 	s.agreer, _ = priv.Agreer() // nil for the zero key; see sharedBox
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -100,6 +112,14 @@ func NewServer(priv key.NodePrivate, logf Logf) *Server {
 	}
 	s.metaCert = s.generateMetaCert()
 	s.vars = s.expvarMap()
+	s.tcpWriteTimeout.Store(int64(DefaultTCPWriteTimeout))
+	env, err := readServerEnv(os.Getenv)
+	if err != nil {
+		// A daemon calls CheckEnv first and refuses to start; a library
+		// user gets the defaults for the knobs that did not parse.
+		s.logf.printf("derp: %v", err)
+	}
+	s.env = env
 	return s
 }
 
@@ -142,16 +162,14 @@ func (s *Server) MeshKey() string {
 	return s.meshKey
 }
 
-// isMeshKey reports whether k is the configured mesh key. The comparison
-// takes the same time wherever the keys differ, so that a client cannot
-// guess the key byte by byte from response times (the reference's plain
-// comparison was advisory TS-2025-003).
+// isMeshKey reports whether k is the configured mesh key; see
+// meshKeyMatches.
 func (s *Server) isMeshKey(k string) bool {
 	mk := s.MeshKey()
-	if mk == "" || k == "" {
+	if mk == "" {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(mk), []byte(k)) == 1
+	return meshKeyMatches(mk, k)
 }
 
 // SetVerifyClient makes the server admit only clients whose node key the
@@ -194,10 +212,32 @@ func (s *Server) SetVerifyClientURLFailOpen(v bool) {
 //
 // brw must read from and write to nc. It may already hold bytes the client
 // sent (a fast-start client sends its handshake with the HTTP request).
+// The server peeks at up to MinReaderSize bytes of a frame at once; a
+// smaller brw.Reader is wrapped in one of that size.
 // remoteAddr is the client's "ip:port", used for logs, PeerPresent and the
 // admission check.
 func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string) {
+	s.AcceptWithOptions(ctx, nc, brw, remoteAddr, ConnOptions{})
+}
+
+// ConnOptions describes what a transport learned about a connection
+// before handing it to AcceptWithOptions.
+type ConnOptions struct {
+	// NotIdeal marks a connection whose HTTP upgrade request carried a
+	// non-empty Ideal-Node header: the client's region client reached
+	// this node although it would rather use another one. Such
+	// connections are counted by gauge_current_notideal_connections and
+	// announced to watchers with PeerPresentNotIdeal; routing ignores it.
+	NotIdeal bool
+}
+
+// AcceptWithOptions is like Accept, with what the transport knows about
+// the connection.
+func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
 	s.metrics.accepts.Add(1)
+	if brw.Reader.Size() < MinReaderSize {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -223,7 +263,7 @@ func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, rem
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 
-	if err := s.serveConn(ctx, nc, brw, remoteAddr, connNum); err != nil && !s.isClosed() && ctx.Err() == nil {
+	if err := s.serveConn(ctx, nc, brw, remoteAddr, connNum, opts); err != nil && !s.isClosed() && ctx.Err() == nil {
 		s.logf.printf("derp: %s: %v", remoteAddr, err)
 	}
 }
@@ -237,8 +277,11 @@ func (s *Server) Accept(ctx context.Context, nc Conn, brw *bufio.ReadWriter, rem
 // The handshake runs on a goroutine that exits once the client is
 // registered; the connection's reader then starts afresh on a goroutine
 // with a small stack. A panic while serving is logged and closes only nc.
-func (s *Server) AcceptBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr string) {
+func (s *Server) AcceptBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
 	s.metrics.accepts.Add(1)
+	if brw.Reader.Size() < MinReaderSize {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -251,17 +294,17 @@ func (s *Server) AcceptBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr str
 	s.accepting.Add(1)
 	s.mu.Unlock()
 	s.startRTTSampler()
-	go s.handshakeBackground(nc, brw, remoteAddr, connNum)
+	go s.handshakeBackground(nc, brw, remoteAddr, connNum, opts)
 }
 
-func (s *Server) handshakeBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64) {
+func (s *Server) handshakeBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) {
 	done := true
 	defer func() {
 		if done {
 			s.endConn(nc, remoteAddr, recover())
 		}
 	}()
-	c, err := s.startConn(s.ctx, nc, brw, remoteAddr, connNum)
+	c, err := s.startConn(s.ctx, nc, brw, remoteAddr, connNum, opts)
 	if err != nil {
 		if !s.isClosed() {
 			s.logf.printf("derp: %s: %v", remoteAddr, err)
@@ -311,6 +354,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.cancel()
 	close(s.rttStop)
+	close(s.closing)
 	for nc := range s.conns {
 		nc.Close()
 	}
@@ -323,28 +367,34 @@ func (s *Server) Close() error {
 // numClients returns the number of keys in the region (withRemote) or
 // connected locally.
 func (s *Server) numClients(withRemote bool) int {
+	region, local := s.clientCounts()
+	if withRemote {
+		return region
+	}
+	return local
+}
+
+// clientCounts returns the number of keys in the region and of those
+// connected locally, read together so that their difference, the remote
+// count, is never negative.
+func (s *Server) clientCounts() (region, local int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if withRemote {
-		return len(s.clientsMesh)
-	}
-	return len(s.clients)
+	return len(s.clientsMesh), len(s.clients)
 }
 
-// recordDrop counts one dropped packet.
-func (s *Server) recordDrop(pkt []byte, reason dropReason) {
-	m := s.metrics
-	m.packetsDropped.Add(1)
-	m.dropReason[reason].Add(1)
-	if looksLikeDisco(pkt) {
-		m.droppedDisco.Add(1)
-	} else {
-		m.droppedOther.Add(1)
-	}
+// Debug switches, read once at start. A boolean variable is on when
+// strconv.ParseBool says true: "0", "false" or a typo leave it off.
+var (
+	// debugLogs turns on verbose logging for every connection
+	// (DERP_DEBUG_LOGS).
+	debugLogs = envBool("DERP_DEBUG_LOGS")
+	// proberDebugLogs turns it on for connections that declared IsProber
+	// (DERP_PROBER_DEBUG_LOGS).
+	proberDebugLogs = envBool("DERP_PROBER_DEBUG_LOGS")
+)
+
+func envBool(name string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(name))
+	return v
 }
-
-// errServerClosing is used internally to end a read loop quietly.
-var errServerClosing = errors.New("derp: server closing")
-
-// debugLogs turns on verbose per-connection logging (DERP_DEBUG_LOGS).
-var debugLogs = os.Getenv("DERP_DEBUG_LOGS") != ""

@@ -32,6 +32,9 @@ func (s *Server) verifyClient(ctx context.Context, clientKey key.NodePublic, inf
 	if s.isMeshKey(info.MeshKey) {
 		return nil
 	}
+	if s.appNameDisallowed(info.AppName) {
+		return &RejectedError{Key: clientKey, Reason: fmt.Sprintf("disallowed app name %q", info.AppName)}
+	}
 	s.cfgMu.RLock()
 	verifyLocal, sock := s.verifyClients, s.tailscaledSock
 	verifyURL, failOpen := s.verifyClientURL, s.verifyFailOpen

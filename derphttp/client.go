@@ -63,6 +63,11 @@ type Client struct {
 	// IsProber declares the client a monitoring prober.
 	IsProber bool
 
+	// AppName, if set, is declared to the server as the client's
+	// application name (see derp.AppName). Connecting fails if it is not
+	// a valid name.
+	AppName string
+
 	// WatchConnectionChanges makes every connection ask the server for
 	// PeerPresent and PeerGone messages. It needs MeshKey.
 	WatchConnectionChanges bool

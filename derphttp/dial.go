@@ -9,7 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"strings"
+	"sync"
 
 	"github.com/coder/websocket"
 
@@ -123,6 +126,7 @@ func (c *Client) dialDERP(ctx context.Context) (*conn, *tls.ConnectionState, err
 	opts := []derp.ClientOpt{
 		derp.MeshKey(c.MeshKey),
 		derp.IsProber(c.IsProber),
+		derp.AppName(c.AppName),
 		derp.CanAckPings(c.canAckPings.Load()),
 	}
 	if !serverPub.IsZero() {
@@ -184,7 +188,7 @@ func (c *Client) upgrade(brw *bufio.ReadWriter, region *derpmap.Region, node *de
 	}
 	if region != nil && len(region.Nodes) > 0 && node != nil && node != region.Nodes[0] {
 		// For the server's statistics: which node we would have liked.
-		req.Header.Set("Ideal-Node", region.Nodes[0].Name)
+		req.Header.Set(IdealNodeHeader, region.Nodes[0].Name)
 	}
 	if err := req.Write(brw); err != nil {
 		return fmt.Errorf("writing upgrade request: %w", err)
@@ -235,9 +239,8 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 	} else {
 		cfg.ServerName = c.url.Hostname()
 	}
-	if f := os.Getenv("SSLKEYLOGFILE"); f != "" && cfg.KeyLogWriter == nil {
-		if w, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
-			c.printf("derphttp: WARNING: writing TLS secrets to SSLKEYLOGFILE %s", f)
+	if cfg.KeyLogWriter == nil {
+		if w := keyLogWriter(c.printf); w != nil {
 			cfg.KeyLogWriter = w
 		}
 	}
@@ -248,6 +251,19 @@ func (c *Client) tlsConfig(node *derpmap.Node) *tls.Config {
 	}
 	if cfg.InsecureSkipVerify {
 		return cfg // the caller's choice
+	}
+	if node != nil && strings.HasPrefix(node.CertName, derpmap.CertPinPrefix) {
+		// A pinned certificate replaces chain verification. No SNI is
+		// sent to an IP literal, and then none is checked.
+		pin, sni := node.CertName, cfg.ServerName
+		if _, err := netip.ParseAddr(sni); err == nil {
+			sni = ""
+		}
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return VerifyCertPin(cs.PeerCertificates, pin, sni)
+		}
+		return cfg
 	}
 	certName := cfg.ServerName
 	if node != nil && node.CertName != "" {
@@ -303,7 +319,7 @@ func (c *Client) dialWebSocket(ctx context.Context, region *derpmap.Region) (*co
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	dc, err := derp.NewClient(c.priv, nc, brw, c.logf,
-		derp.MeshKey(c.MeshKey), derp.IsProber(c.IsProber), derp.CanAckPings(c.canAckPings.Load()))
+		derp.MeshKey(c.MeshKey), derp.IsProber(c.IsProber), derp.AppName(c.AppName), derp.CanAckPings(c.canAckPings.Load()))
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -326,4 +342,30 @@ func (c *Client) requestURLWebSocket(region *derpmap.Region) string {
 		return "https://invalid.invalid/derp"
 	}
 	return "https://" + region.Nodes[0].HostName + "/derp"
+}
+
+// keyLog is the SSLKEYLOGFILE, opened once per process and shared by every
+// client and reconnect: opening it per dial leaked a descriptor each time.
+var keyLog struct {
+	once sync.Once
+	w    io.Writer // nil if unset or unopenable
+}
+
+// keyLogWriter returns the shared SSLKEYLOGFILE writer, or nil. The first
+// call opens the file and warns through logf.
+func keyLogWriter(logf func(string, ...any)) io.Writer {
+	keyLog.once.Do(func() {
+		f := os.Getenv("SSLKEYLOGFILE")
+		if f == "" {
+			return
+		}
+		w, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			logf("derphttp: SSLKEYLOGFILE %s: %v", f, err)
+			return
+		}
+		logf("derphttp: WARNING: writing TLS secrets to SSLKEYLOGFILE %s", f)
+		keyLog.w = w
+	})
+	return keyLog.w
 }

@@ -16,7 +16,14 @@ const (
 	// right away.
 	FastStartHeader = "Derp-Fast-Start"
 
+	// IdealNodeHeader carries the name of the region's first node when
+	// a region client connected to another one.
+	IdealNodeHeader = "Ideal-Node"
+
 	upgradeProto = "DERP"
+
+	// upgradeWriteTimeout bounds writing the 101 reply.
+	upgradeWriteTimeout = 10 * time.Second
 )
 
 // Handler returns the handler for the /derp endpoint. It answers requests
@@ -80,14 +87,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pub := h.s.PublicKey()
 		// Exactly the reply the reference sends; clients only look at
 		// the status, but probes and proxies may look further.
-		nc.SetWriteDeadline(time.Now().Add(upgradeWriteTimeout))
 		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n" +
 			"Upgrade: DERP\r\n" +
 			"Connection: Upgrade\r\n" +
 			"Derp-Version: 2\r\n" +
 			"Derp-Public-Key: " + pub.UntypedHexString() + "\r\n\r\n")
+		nc.SetWriteDeadline(time.Now().Add(upgradeWriteTimeout))
 		if err := brw.Flush(); err != nil {
-			h.printf("derp: %s: writing upgrade response: %v", r.RemoteAddr, err)
+			h.printf("derp: %s: writing upgrade response: %v", remoteAddr(nc, r), err)
 			nc.Close()
 			return
 		}
@@ -99,11 +106,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// grown stack, request and buffers, does not live as long as the
 	// connection. It ends with the client or with s.Close; the request's
 	// context is cancelled as soon as the handler returns.
-	h.s.AcceptBackground(nc, brw, remoteAddr(nc, r))
+	// A region client that could not reach its region's first node
+	// names that node in Ideal-Node; any non-empty value marks the
+	// connection not ideal. WebSocket connections never get here.
+	opts := derp.ConnOptions{NotIdeal: r.Header.Get(IdealNodeHeader) != ""}
+	h.s.AcceptBackground(nc, brw, remoteAddr(nc, r), opts)
 }
-
-// upgradeWriteTimeout bounds writing the 101 reply.
-const upgradeWriteTimeout = 10 * time.Second
 
 // remoteAddr returns the client's "ip:port", from the TCP connection when
 // it has one.

@@ -135,9 +135,11 @@ func TestServeNoContent(t *testing.T) {
 		{"nul\x00", true, ""},
 		{"ünï", true, ""},
 		{"semi;colon", true, ""},
+		{"ts_100.64.0.1", true, "response ts_100.64.0.1"},
+		{"ts_2001:db8::1", true, "response ts_2001:db8::1"}, // ':' allowed since v1.82
 	}
 	for _, tt := range tests {
-		r := httptest.NewRequest("GET", "/generate_204", nil)
+		r := httptest.NewRequest("GET", "/generate_204?t=1700000000", nil)
 		if tt.set {
 			r.Header["X-Tailscale-Challenge"] = []string{tt.challenge}
 		}
@@ -146,6 +148,9 @@ func TestServeNoContent(t *testing.T) {
 		got, present := w.Header()["X-Tailscale-Response"]
 		if w.Code != http.StatusNoContent || w.Body.Len() != 0 {
 			t.Errorf("challenge %q: status %d body %q", tt.challenge, w.Code, w.Body)
+		}
+		if cc := w.Header().Get("Cache-Control"); cc != "no-cache, no-store, must-revalidate, no-transform, max-age=0" {
+			t.Errorf("challenge %q: Cache-Control %q", tt.challenge, cc)
 		}
 		if tt.want == "" {
 			if present {

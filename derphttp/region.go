@@ -121,10 +121,14 @@ func (c *Client) dialNode(ctx context.Context, n *derpmap.Node) (net.Conn, error
 }
 
 // nodeAddr interprets a node's IPv4 or IPv6 field: empty means resolve
-// host, a literal of the right family means dial it, anything else (by
+// host (or, for an IP-literal host, dial it if the family matches), a literal of the right family means dial it, anything else (by
 // convention "none") disables the family.
 func nodeAddr(field, host string, v4 bool) (string, bool) {
 	if field == "" {
+		// An IP-literal host name only has its own family.
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().Is4() != v4 {
+			return "", false
+		}
 		return host, true
 	}
 	ip, err := netip.ParseAddr(field)

@@ -1,9 +1,21 @@
 package derpmap
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 )
+
+// CertPinPrefix starts a Node.CertName that pins a certificate by hash.
+const CertPinPrefix = "sha256-raw:"
+
+// CertPin returns the Node.CertName that pins the certificate with DER
+// encoding der: CertPinPrefix and the lowercase hex SHA-256 of der.
+func CertPin(der []byte) string {
+	sum := sha256.Sum256(der)
+	return CertPinPrefix + hex.EncodeToString(sum[:])
+}
 
 // Map is a DERP map: the set of regions a client may use.
 type Map struct {
@@ -73,7 +85,10 @@ type Node struct {
 	HostName string
 
 	// CertName, if set, is the name the TLS certificate must carry when
-	// it differs from HostName.
+	// it differs from HostName. Alternatively it pins the certificate:
+	// CertPinPrefix followed by the lowercase hex SHA-256 of the
+	// certificate's DER encoding (see CertPin), which suits a server
+	// known only by its IP address with a self-signed certificate.
 	CertName string `json:",omitempty"`
 
 	// IPv4 selects the IPv4 address to dial: empty means resolve HostName,

@@ -45,9 +45,35 @@ func WithBandwidthProbing(interval time.Duration, size int64) DERPOpt {
 	return func(d *DERPProber) { d.bwInterval, d.bwSize = interval, size }
 }
 
+// WithQueuingDelayProbing adds a continuous queuing-delay probe for every
+// ordered pair of nodes of each region (a node with itself included):
+// packetsPerSecond small packets a second from one node to the other,
+// recording each packet's delay, and counting as dropped a packet not
+// received within packetTimeout. A rate of 0 or less adds none.
+func WithQueuingDelayProbing(packetsPerSecond int, packetTimeout time.Duration) DERPOpt {
+	return func(d *DERPProber) { d.qdRate, d.qdTimeout = packetsPerSecond, packetTimeout }
+}
+
+// WithRegion limits probing to the region whose RegionCode, or whose
+// RegionID in decimal, equals region exactly. An empty region probes
+// every region.
+func WithRegion(region string) DERPOpt {
+	return func(d *DERPProber) { d.region = region }
+}
+
+// WithMeshKey makes every DERP client of the mesh, bandwidth and
+// queuing-delay probes present meshKey (64 hex digits), so that servers
+// treat them as mesh peers: they pass client verification and rate
+// limits. An empty key presents none.
+func WithMeshKey(meshKey string) DERPOpt {
+	return func(d *DERPProber) { d.meshKey = meshKey }
+}
+
 // WithTLSConfig sets the base TLS configuration of the TLS, mesh and
 // bandwidth probes, for instance to trust a private root (RootCAs). The
-// server name is always the node's HostName.
+// server name is always the node's HostName; a node's CertName, when set,
+// is what the certificate is verified against (a sha256-raw: CertName
+// pins it).
 func WithTLSConfig(cfg *tls.Config) DERPOpt {
 	return func(d *DERPProber) { d.tlsConfig = cfg }
 }
@@ -72,7 +98,13 @@ type DERPProber struct {
 	tlsInterval  time.Duration
 	bwInterval   time.Duration
 	bwSize       int64
+	bwTUN        *tunBandwidth // nil unless WithBandwidthTUN
+	qdRate       int
+	qdTimeout    time.Duration
+	region       string
+	meshKey      string
 	bw           bwPayloads
+	crls         crlCache
 
 	mu        sync.Mutex
 	lastMap   *derpmap.Map       // guarded by mu; nil until a fetch succeeds
@@ -138,7 +170,7 @@ func (d *DERPProber) probeMap(ctx context.Context) error {
 	nodes := make(map[string]*nodeAt)
 	for _, id := range m.RegionIDs() {
 		r := m.Regions[id]
-		if r == nil {
+		if r == nil || !d.wantRegion(r) {
 			continue
 		}
 		for _, n := range r.Nodes {
@@ -158,6 +190,9 @@ func (d *DERPProber) probeMap(ctx context.Context) error {
 	d.lastMap, d.lastFetch, d.nodes = m, d.p.now(), nodes
 	d.mu.Unlock()
 
+	if d.region != "" && len(nodes) == 0 {
+		return fmt.Errorf("region %q not found in the DERP map", d.region)
+	}
 	wanted := d.wanted(m)
 	d.mu.Lock()
 	var stale []*Probe
@@ -182,6 +217,11 @@ func (d *DERPProber) probeMap(ctx context.Context) error {
 	return nil
 }
 
+// wantRegion reports whether region r is to be probed.
+func (d *DERPProber) wantRegion(r *derpmap.Region) bool {
+	return d.region == "" || r.RegionCode == d.region || strconv.Itoa(r.RegionID) == d.region
+}
+
 // wantedProbe is a probe the current map calls for.
 type wantedProbe struct {
 	interval time.Duration
@@ -194,7 +234,7 @@ func (d *DERPProber) wanted(m *derpmap.Map) map[string]wantedProbe {
 	out := make(map[string]wantedProbe)
 	for _, id := range m.RegionIDs() {
 		r := m.Regions[id]
-		if r == nil {
+		if r == nil || !d.wantRegion(r) {
 			continue
 		}
 		for _, n := range r.Nodes {
@@ -211,10 +251,10 @@ func (d *DERPProber) wanted(m *derpmap.Map) map[string]wantedProbe {
 				// other non-addresses mean the family is off.
 				// See docs/compat.md#prober-udp.
 				if ip, ok := nodeIP(n.IPv6, true); ok {
-					out[prefix+"udp6"] = wantedProbe{d.stunInterval, labels, d.stunClass(ip, n.STUNPort)}
+					out[prefix+"udp6"] = wantedProbe{d.stunInterval, labels, d.stunClass(ip, n.STUNPort, "ipv6")}
 				}
 				if ip, ok := nodeIP(n.IPv4, false); ok {
-					out[prefix+"udp"] = wantedProbe{d.stunInterval, labels, d.stunClass(ip, n.STUNPort)}
+					out[prefix+"udp"] = wantedProbe{d.stunInterval, labels, d.stunClass(ip, n.STUNPort, "ipv4")}
 				}
 			}
 			for _, to := range r.Nodes {
@@ -231,9 +271,19 @@ func (d *DERPProber) wanted(m *derpmap.Map) map[string]wantedProbe {
 					out[prefix+to.Name+"/mesh"] = wantedProbe{d.meshInterval, labels, pc}
 				}
 				if d.bwInterval > 0 && d.bwSize > 0 {
-					pc := d.transferClass("derp_bw", n.Name, to.Name, d.bwSize)
-					pc.Labels = Labels{"derp_path": path}
+					var pc ProbeClass
+					if d.bwTUN != nil {
+						pc = d.tunBandwidthClass(n.Name, to.Name)
+					} else {
+						pc = d.transferClass("derp_bw", n.Name, to.Name, d.bwSize)
+					}
+					pc.Labels = Labels{"derp_path": path, "tcp_in_tcp": strconv.FormatBool(d.bwTUN != nil)}
 					out[prefix+to.Name+"/bw"] = wantedProbe{d.bwInterval, labels, pc}
+				}
+				if d.qdRate > 0 {
+					pc := d.qdClass(n.Name, to.Name)
+					pc.Labels = Labels{"derp_path": path}
+					out[prefix+to.Name+"/qd"] = wantedProbe{qdInterval, labels, pc}
 				}
 			}
 		}

@@ -58,7 +58,7 @@ func TestDERPEndToEnd(t *testing.T) {
 		if info.End.IsZero() {
 			t.Errorf("%s never finished", name)
 		}
-		if info.Result {
+		if info.Succeeded() {
 			good = append(good, name)
 		} else {
 			bad = append(bad, name)
@@ -224,14 +224,14 @@ func TestMeshProbeWithoutMesh(t *testing.T) {
 	p.Wait()
 	infos := p.ProbeInfo()
 	for _, name := range []string{"derp/x/a/a/mesh", "derp/x/b/b/mesh"} {
-		if !infos[name].Result {
+		if !infos[name].Succeeded() {
 			t.Errorf("%s failed: %s", name, infos[name].Error)
 		}
 	}
 	for _, name := range []string{"derp/x/a/b/mesh", "derp/x/b/a/mesh"} {
 		info := infos[name]
-		if info.Result || !strings.Contains(info.Error, "timeout") || !strings.Contains(info.Error, "] -> [") {
-			t.Errorf("%s: Result %v Error %q; want a timeout between two short keys", name, info.Result, info.Error)
+		if info.Succeeded() || !strings.Contains(info.Error, "timeout") || !strings.Contains(info.Error, "] -> [") {
+			t.Errorf("%s: Result %v Error %q; want a timeout between two short keys", name, info.Succeeded(), info.Error)
 		}
 	}
 }

@@ -27,7 +27,7 @@ func ExampleProber_Wait() {
 	p.Wait()
 	for _, name := range []string{"always-bad", "always-ok"} {
 		info := p.ProbeInfo()[name]
-		fmt.Printf("%s: ok=%v error=%q\n", name, info.Result, info.Error)
+		fmt.Printf("%s: ok=%v error=%q\n", name, info.Succeeded(), info.Error)
 	}
 	// Output:
 	// always-bad: ok=false error="unreachable"

@@ -8,3 +8,5 @@ func (p *Prober) SetNow(now func() time.Time) { p.now = now }
 var InitialDelay = initialDelay
 
 var ProbeSTUN = probeSTUN
+
+var TUNAddrs = tunAddrs

@@ -10,9 +10,10 @@ func (p *Prober) Describe(chan<- *prometheus.Desc) {}
 
 // Collect implements prometheus.Collector. For every probe it emits, with
 // constant labels name, class, the class labels and the probe labels:
-// interval_secs always; start_secs once a run started; and end_secs,
-// result, latency_millis (when non-zero), attempts_total and seconds_total
-// (by status "ok" or "fail") once a run finished. Extra metrics of the
+// interval_secs and in_flight always; start_secs once a run started; and
+// end_secs, result, latency_millis (when non-zero), attempts_total and
+// seconds_total (by status "ok" and "fail", both always) once a run
+// finished. Extra metrics of the
 // probe's class follow.
 func (p *Prober) Collect(ch chan<- prometheus.Metric) {
 	for _, pr := range p.sorted() {
@@ -39,11 +40,12 @@ func (pr *Probe) collect(ns string, ch chan<- prometheus.Metric) {
 	}
 
 	pr.mu.Lock()
-	start, end, latency, ok := pr.start, pr.end, pr.latency, pr.succeeded
-	attempts, seconds := pr.attempts, pr.seconds
+	start, end, latency, ok := pr.start, pr.end, pr.latency, pr.lastErr == ""
+	attempts, seconds, inFlight := pr.attempts, pr.seconds, pr.inFlight
 	pr.mu.Unlock()
 
-	emit("interval_secs", "Probe interval in seconds.", prometheus.GaugeValue, pr.interval.Seconds())
+	emit("interval_secs", "Probe interval in seconds; negative for a continuous probe.", prometheus.GaugeValue, pr.interval.Seconds())
+	emit("in_flight", "Number of runs of the probe in progress.", prometheus.GaugeValue, float64(inFlight))
 	if !start.IsZero() {
 		emit("start_secs", "Unix time the latest probe run started.", prometheus.GaugeValue, unixSecs(start))
 	}
@@ -57,15 +59,12 @@ func (pr *Probe) collect(ns string, ch chan<- prometheus.Metric) {
 		if latency > 0 {
 			emit("latency_millis", "Latency of the latest successful probe run in milliseconds.", prometheus.GaugeValue, float64(latency.Milliseconds()))
 		}
+		// Both outcomes once a run was recorded, the missing one at 0.
 		for i, status := range []string{"fail", "ok"} {
-			if attempts[i] > 0 {
-				emit("attempts_total", "Probe runs by outcome.", prometheus.CounterValue, float64(attempts[i]), status)
-			}
+			emit("attempts_total", "Probe runs by outcome.", prometheus.CounterValue, float64(attempts[i]), status)
 		}
 		for i, status := range []string{"fail", "ok"} {
-			if attempts[i] > 0 {
-				emit("seconds_total", "Total time spent in probe runs by outcome, in seconds.", prometheus.CounterValue, seconds[i], status)
-			}
+			emit("seconds_total", "Total time spent in probe runs by outcome, in seconds.", prometheus.CounterValue, seconds[i], status)
 		}
 	}
 	if pr.class.Metrics != nil {

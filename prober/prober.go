@@ -100,13 +100,21 @@ func (p *Prober) WithLogf(logf func(format string, args ...any)) *Prober {
 var reservedLabels = []string{"name", "class", "status"}
 
 // Run registers a probe called name that runs pc.Probe every interval,
-// starts it, and returns it. Registering a name twice, a non-positive
-// interval, or a label that clashes with name, class or status is a
-// programming error and panics. After Close, Run returns a probe that
-// never runs and is not registered.
+// starts it, and returns it. Each scheduled run starts on its own
+// goroutine; runs of one probe never overlap, and a run that cannot start
+// within one interval is skipped. A run's context expires after 80% of
+// the interval.
+//
+// A negative interval makes the probe continuous: pc.Probe runs with no
+// deadline until it returns, and is started again -interval after that.
+// Continuous probes are not spread and cannot be run on demand.
+//
+// Registering a name twice, a zero interval, or a label that clashes with
+// name, class or status is a programming error and panics. After Close,
+// Run returns a probe that never runs and is not registered.
 func (p *Prober) Run(name string, interval time.Duration, labels Labels, pc ProbeClass) *Probe {
-	if interval <= 0 {
-		panic(fmt.Sprintf("prober: probe %q: interval %v is not positive", name, interval))
+	if interval == 0 {
+		panic(fmt.Sprintf("prober: probe %q: interval is zero", name))
 	}
 	all := make(Labels, len(labels)+len(pc.Labels))
 	for _, ls := range []Labels{pc.Labels, labels} {
@@ -127,8 +135,9 @@ func (p *Prober) Run(name string, interval time.Duration, labels Labels, pc Prob
 		class:    pc,
 		labels:   all,
 		done:     make(chan struct{}),
+		sem:      make(chan struct{}, 1),
 	}
-	if p.spread {
+	if p.spread && interval > 0 {
 		pr.initialDelay = initialDelay(name, interval)
 	}
 	pr.ctx, pr.cancel = context.WithCancel(p.ctx)

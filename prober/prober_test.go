@@ -121,7 +121,7 @@ func TestOnceAndWait(t *testing.T) {
 			if info.End.IsZero() {
 				t.Errorf("%s: never finished", name)
 			}
-			if !info.Result {
+			if !info.Succeeded() {
 				fails++
 				if info.Error != "boom" || info.Latency != 0 {
 					t.Errorf("%s: Error %q, Latency %v; want boom, 0", name, info.Error, info.Latency)
@@ -169,8 +169,8 @@ func TestTimeoutPanicAndHistory(t *testing.T) {
 		time.Sleep(8 * time.Second)
 		synctest.Wait()
 		info := pr.Info()
-		if info.Result || info.Error != context.DeadlineExceeded.Error() {
-			t.Errorf("after timeout: Result %v Error %q; want false, %q", info.Result, info.Error, context.DeadlineExceeded)
+		if info.Succeeded() || info.Error != context.DeadlineExceeded.Error() {
+			t.Errorf("after timeout: Result %v Error %q; want false, %q", info.Succeeded(), info.Error, context.DeadlineExceeded)
 		}
 		time.Sleep(10 * time.Second) // the ticker starts after the first run ends: run 2 at 18s panics
 		synctest.Wait()
@@ -195,8 +195,8 @@ func TestTimeoutPanicAndHistory(t *testing.T) {
 		if len(info.RecentLatencies) != 6 || info.RecentMedianLatency() != 9*time.Millisecond {
 			t.Errorf("RecentLatencies = %v, median %v; want 6 entries, median 9ms", info.RecentLatencies, info.RecentMedianLatency())
 		}
-		if !info.Result || info.Latency != 13*time.Millisecond {
-			t.Errorf("last run: Result %v Latency %v; want true, 13ms", info.Result, info.Latency)
+		if !info.Succeeded() || info.Latency != 13*time.Millisecond {
+			t.Errorf("last run: Result %v Latency %v; want true, 13ms", info.Succeeded(), info.Latency)
 		}
 	})
 }

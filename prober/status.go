@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -14,6 +16,7 @@ import (
 // metrics there.
 const (
 	RunPath     = "/debug/probe-run"
+	RunAllPath  = "/debug/probe-all"
 	MetricsPath = "/debug/varz"
 )
 
@@ -27,7 +30,7 @@ var statusTmpl = template.Must(template.New("status").Parse(statusHTML))
 type Status struct {
 	Title     string
 	Total     int // registered probes
-	Unhealthy int // probes whose latest run failed or that never ran
+	Unhealthy int // probes whose latest finished run failed
 	Probes    []ProbeStatus
 }
 
@@ -44,7 +47,7 @@ func (p *Prober) Status(title string) Status {
 	for _, pr := range p.sorted() {
 		info := pr.Info()
 		st.Total++
-		if !info.Result {
+		if info.Error != "" {
 			st.Unhealthy++
 		}
 		st.Probes = append(st.Probes, ProbeStatus{
@@ -77,8 +80,11 @@ func (p *Prober) StatusHandler(title string) http.Handler {
 		type row struct {
 			ProbeInfo
 			Age, EndText string
+			StartAge     string
 			Ratio        float64
 			Median       time.Duration
+			Continuous   bool
+			Spark        template.HTML
 		}
 		data := struct {
 			Status
@@ -88,11 +94,14 @@ func (p *Prober) StatusHandler(title string) http.Handler {
 		now := p.now()
 		for _, ps := range st.Probes {
 			data.Probes = append(data.Probes, row{
-				ProbeInfo: ps.ProbeInfo,
-				Age:       now.Sub(ps.End).Truncate(time.Second).String(),
-				EndText:   ps.End.Format(time.RFC3339),
-				Ratio:     ps.RecentSuccessRatio,
-				Median:    ps.RecentMedianLatency,
+				ProbeInfo:  ps.ProbeInfo,
+				Age:        now.Sub(ps.End).Truncate(time.Second).String(),
+				EndText:    ps.End.Format(time.RFC3339),
+				StartAge:   now.Sub(ps.Start).Truncate(time.Second).String(),
+				Continuous: ps.Interval < 0,
+				Spark:      sparkline(ps.RecentResults, ps.RecentLatencies),
+				Ratio:      ps.RecentSuccessRatio,
+				Median:     ps.RecentMedianLatency,
 			})
 		}
 		var b strings.Builder
@@ -106,12 +115,12 @@ func (p *Prober) StatusHandler(title string) http.Handler {
 }
 
 // RunHandler runs the probe named by the query parameter "name" now,
-// waiting for any scheduled run of it to finish first, and records the
-// result like a scheduled run. It answers 400 without a name, 404 for an
-// unknown probe, and otherwise 200 on success or 424 (Failed Dependency)
-// on failure. With "Accept: application/json" the body is a RunResult,
-// else a short text report. Both give the recent statistics from before
-// this run.
+// waiting for any scheduled run of it to finish first (at most one
+// interval), and records the result like a scheduled run. It answers 400
+// without a name, 404 for an unknown or continuous probe, and otherwise
+// 200 on success or 424 (Failed Dependency) on failure. With "Accept:
+// application/json" the body is a RunResult, else a short text report.
+// Both give the recent statistics including this run.
 func (p *Prober) RunHandler(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("name")
 	if name == "" {
@@ -119,11 +128,11 @@ func (p *Prober) RunHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr := p.Probe(name)
-	if pr == nil {
+	if pr == nil || pr.IsContinuous() {
 		http.Error(w, fmt.Sprintf("unknown probe %q", name), http.StatusNotFound)
 		return
 	}
-	info, prev, err := pr.run()
+	info, err := pr.run()
 	code := http.StatusOK
 	if err != nil {
 		code = http.StatusFailedDependency
@@ -131,11 +140,7 @@ func (p *Prober) RunHandler(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Accept") == "application/json" {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(RunResult{
-			ProbeInfo:             info,
-			PreviousSuccessRatio:  prev.RecentSuccessRatio(),
-			PreviousMedianLatency: prev.RecentMedianLatency(),
-		})
+		json.NewEncoder(w).Encode(newRunResult(info))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -145,14 +150,62 @@ func (p *Prober) RunHandler(w http.ResponseWriter, r *http.Request) {
 	} else {
 		fmt.Fprintf(w, "Probe succeeded in %v\n", info.Latency)
 	}
-	fmt.Fprintf(w, "Last %d probes: success rate %d%%, median latency %v\n",
-		len(prev.RecentResults), int(prev.RecentSuccessRatio()*100), prev.RecentMedianLatency())
+	fmt.Fprintf(w, "Last %d probes (including this one): success rate %d%%, median latency %v\n",
+		len(info.RecentResults), int(info.RecentSuccessRatio()*100), info.RecentMedianLatency())
 }
 
-// RunResult is RunHandler's JSON answer. The previous figures are computed
-// from the history before this run.
+// RunResult is the JSON answer of RunHandler and, per probe, of
+// RunAllHandler. The "Previous" figures cover the recent history
+// including this run (the names are the reference's).
 type RunResult struct {
 	ProbeInfo             ProbeInfo
 	PreviousSuccessRatio  float64
 	PreviousMedianLatency time.Duration
+}
+
+func newRunResult(info ProbeInfo) RunResult {
+	return RunResult{
+		ProbeInfo:             info,
+		PreviousSuccessRatio:  info.RecentSuccessRatio(),
+		PreviousMedianLatency: info.RecentMedianLatency(),
+	}
+}
+
+// RunAllResult is RunAllHandler's JSON answer, by probe name.
+type RunAllResult struct {
+	Results map[string]RunResult
+}
+
+// RunAllHandler runs every probe that is not continuous at once, except
+// those named by the repeatable query parameter "exclude", and answers
+// with a RunAllResult in JSON: status 200 if every run succeeded, else
+// 424.
+func (p *Prober) RunAllHandler(w http.ResponseWriter, r *http.Request) {
+	excluded := r.URL.Query()["exclude"]
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		res = RunAllResult{Results: make(map[string]RunResult)}
+		bad bool
+	)
+	for _, pr := range p.sorted() {
+		if pr.IsContinuous() || slices.Contains(excluded, pr.name) {
+			continue
+		}
+		wg.Go(func() {
+			info, err := pr.run()
+			mu.Lock()
+			defer mu.Unlock()
+			res.Results[pr.name] = newRunResult(info)
+			if err != nil {
+				bad = true
+			}
+		})
+	}
+	wg.Wait()
+	w.Header().Set("Content-Type", "application/json")
+	if bad {
+		w.WriteHeader(http.StatusFailedDependency)
+	}
+	json.NewEncoder(w).Encode(res)
 }

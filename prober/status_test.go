@@ -52,13 +52,20 @@ func TestMetrics(t *testing.T) {
 		want := strings.NewReplacer("NOW5", formatFloat(now+0.005), "NOW", formatFloat(now)).Replace(`
 # HELP derpprobe_attempts_total Probe runs by outcome.
 # TYPE derpprobe_attempts_total counter
+derpprobe_attempts_total{class="derp_mesh",derp_path="single",name="good",region="nyc",status="fail"} 0
 derpprobe_attempts_total{class="derp_mesh",derp_path="single",name="good",region="nyc",status="ok"} 1
 derpprobe_attempts_total{class="tls",name="bad",status="fail"} 1
+derpprobe_attempts_total{class="tls",name="bad",status="ok"} 0
 # HELP derpprobe_end_secs Unix time the latest probe run ended.
 # TYPE derpprobe_end_secs gauge
 derpprobe_end_secs{class="derp_mesh",derp_path="single",name="good",region="nyc"} NOW5
 derpprobe_end_secs{class="tls",name="bad"} NOW
-# HELP derpprobe_interval_secs Probe interval in seconds.
+# HELP derpprobe_in_flight Number of runs of the probe in progress.
+# TYPE derpprobe_in_flight gauge
+derpprobe_in_flight{class="derp_mesh",derp_path="single",name="good",region="nyc"} 0
+derpprobe_in_flight{class="tls",name="bad"} 0
+derpprobe_in_flight{class="x",name="never"} 1
+# HELP derpprobe_interval_secs Probe interval in seconds; negative for a continuous probe.
 # TYPE derpprobe_interval_secs gauge
 derpprobe_interval_secs{class="derp_mesh",derp_path="single",name="good",region="nyc"} 15
 derpprobe_interval_secs{class="tls",name="bad"} 30
@@ -72,8 +79,10 @@ derpprobe_result{class="derp_mesh",derp_path="single",name="good",region="nyc"} 
 derpprobe_result{class="tls",name="bad"} 0
 # HELP derpprobe_seconds_total Total time spent in probe runs by outcome, in seconds.
 # TYPE derpprobe_seconds_total counter
+derpprobe_seconds_total{class="derp_mesh",derp_path="single",name="good",region="nyc",status="fail"} 0
 derpprobe_seconds_total{class="derp_mesh",derp_path="single",name="good",region="nyc",status="ok"} 0.005
 derpprobe_seconds_total{class="tls",name="bad",status="fail"} 0
+derpprobe_seconds_total{class="tls",name="bad",status="ok"} 0
 # HELP derpprobe_start_secs Unix time the latest probe run started.
 # TYPE derpprobe_start_secs gauge
 derpprobe_start_secs{class="derp_mesh",derp_path="single",name="good",region="nyc"} NOW
@@ -107,7 +116,12 @@ func TestStatusHandler(t *testing.T) {
 		body := rec.Body.String()
 		for _, want := range []string{
 			"<title>DERP Prober</title>",
-			"1 out of 2 probes failed or never ran",
+			"1 out of 2 probes failed",
+			`<tr class="probe failed" data-name="bad">`,
+			`<tr class="probe succeeded" data-name="good">`,
+			`<svg class="spark"`,
+			`<rect class="fail"`,
+			`<polyline class="latency"`,
 			`href="/debug/varz">Prober metrics</a>`,
 			`href="/debug/probe-run?name=good">Run Probe</a>`,
 			`href="/debug/probe-run?name=bad">Run Probe</a>`,
@@ -170,9 +184,9 @@ func TestRunHandler(t *testing.T) {
 		}{
 			{"", "", 400, "missing name parameter\n"},
 			{"?name=nope", "", 404, "unknown probe \"nope\"\n"},
-			{"?name=good", "", 200, "Probe succeeded in 5ms\nLast 1 probes: success rate 100%, median latency 5ms\n"},
-			{"?name=bad", "", 424, "Probe failed: cert <expired>\nLast 1 probes: success rate 0%, median latency 0s\n"},
-			{"?name=good", "text/html", 200, "Probe succeeded in 5ms\nLast 2 probes: success rate 100%, median latency 5ms\n"},
+			{"?name=good", "", 200, "Probe succeeded in 5ms\nLast 2 probes (including this one): success rate 100%, median latency 5ms\n"},
+			{"?name=bad", "", 424, "Probe failed: cert <expired>\nLast 2 probes (including this one): success rate 0%, median latency 0s\n"},
+			{"?name=good", "text/html", 200, "Probe succeeded in 5ms\nLast 3 probes (including this one): success rate 100%, median latency 5ms\n"},
 		}
 		for _, tt := range tests {
 			req := httptest.NewRequest("GET", prober.RunPath+tt.query, nil)
@@ -207,7 +221,7 @@ func TestRunHandler(t *testing.T) {
 			// The JSON carries the reference's field names.
 			var raw map[string]map[string]any
 			json.Unmarshal(rec.Body.Bytes(), &raw)
-			for _, f := range []string{"Name", "Class", "Interval", "Labels", "Start", "End", "Latency", "Result", "Error", "RecentResults", "RecentLatencies"} {
+			for _, f := range []string{"Name", "Class", "Interval", "Labels", "Start", "End", "Latency", "Status", "Error", "RecentResults", "RecentLatencies"} {
 				if _, ok := raw["ProbeInfo"][f]; !ok {
 					t.Errorf("ProbeInfo JSON lacks %s", f)
 				}

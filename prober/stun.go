@@ -20,13 +20,18 @@ const (
 	stunRetryPause  = 100 * time.Millisecond
 )
 
-// stunClass returns the STUN probe of ip and port (0 meaning 3478).
-func (d *DERPProber) stunClass(ip netip.Addr, port int) ProbeClass {
+// stunClass returns the STUN probe of ip and port (0 meaning 3478);
+// family is its address_family label.
+func (d *DERPProber) stunClass(ip netip.Addr, port int, family string) ProbeClass {
 	if port == 0 {
 		port = derpmap.DefaultSTUNPort
 	}
 	dst := netip.AddrPortFrom(ip, uint16(port))
-	return ProbeClass{Class: "derp_udp", Probe: func(ctx context.Context) error { return probeSTUN(ctx, dst) }}
+	return ProbeClass{
+		Class:  "derp_udp",
+		Labels: Labels{"address_family": family},
+		Probe:  func(ctx context.Context) error { return probeSTUN(ctx, dst) },
+	}
 }
 
 // probeSTUN sends binding requests to dst until a valid answer arrives or

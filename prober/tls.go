@@ -7,27 +7,21 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/crypto/ocsp"
 
 	"github.com/openderp/openderp/derphttp"
 	"github.com/openderp/openderp/derpmap"
 )
 
-const (
-	// certExpiryMargin is how long before expiry a certificate fails the
-	// TLS probe.
-	certExpiryMargin = 7 * 24 * time.Hour
-	// maxOCSPResponse bounds an OCSP response body.
-	maxOCSPResponse = 10 << 20
-)
+// certExpiryMargin is how long before expiry a certificate fails the TLS
+// probe, unless its lifetime is short (see expiryMargin).
+const certExpiryMargin = 7 * 24 * time.Hour
 
 // tlsClass returns the TLS probe of node n.
 func (d *DERPProber) tlsClass(n *derpmap.Node) ProbeClass {
@@ -37,7 +31,7 @@ func (d *DERPProber) tlsClass(n *derpmap.Node) ProbeClass {
 	return ProbeClass{
 		Class: "tls",
 		Probe: func(ctx context.Context) error {
-			leaf, err := d.probeTLS(ctx, addr, n.HostName)
+			leaf, err := d.probeTLS(ctx, addr, n)
 			if leaf != nil {
 				mu.Lock()
 				notAfter = leaf.NotAfter
@@ -61,18 +55,56 @@ func (d *DERPProber) tlsClass(n *derpmap.Node) ProbeClass {
 	}
 }
 
-// probeTLS connects to addr with server name host and checks the
-// certificate chain it presents: verified against the roots, no
-// certificate inside its last week or not yet valid, a DERP meta
-// certificate present, and, if the leaf names an OCSP responder, not
-// revoked. It returns the leaf if the handshake got that far.
-func (d *DERPProber) probeTLS(ctx context.Context, addr, host string) (*x509.Certificate, error) {
+// nodeTLSConfig returns the client TLS configuration for node n: server
+// name HostName (no SNI for an IP literal), and verification against
+// CertName when it is set, by pin when it is a sha256-raw: pin.
+func (d *DERPProber) nodeTLSConfig(n *derpmap.Node) *tls.Config {
 	cfg := new(tls.Config)
 	if d.tlsConfig != nil {
 		cfg = d.tlsConfig.Clone()
 	}
-	cfg.ServerName = host
-	dialer := &tls.Dialer{Config: cfg}
+	cfg.ServerName = n.HostName
+	if cfg.InsecureSkipVerify {
+		return cfg
+	}
+	if pin, ok := strings.CutPrefix(n.CertName, pinPrefix); ok {
+		sni := n.HostName
+		if isIPLiteral(sni) {
+			sni = ""
+		}
+		now := d.p.now
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			return VerifyPin(cs.PeerCertificates, pin, sni, now())
+		}
+		return cfg
+	}
+	if n.CertName != "" && n.CertName != n.HostName {
+		roots, name := cfg.RootCAs, n.CertName
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("server presented no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: inter})
+			return err
+		}
+	}
+	return cfg
+}
+
+// probeTLS connects to addr as node n and checks the certificate chain it
+// presents: verified (against the roots, CertName or the node's pin), no
+// CA-issued certificate inside its expiry margin or not yet valid, a DERP
+// meta certificate present, and the leaf not revoked according to its CRL
+// or, if it names no CRL, its OCSP responder. It returns the leaf if the
+// handshake got that far.
+func (d *DERPProber) probeTLS(ctx context.Context, addr string, n *derpmap.Node) (*x509.Certificate, error) {
+	dialer := &tls.Dialer{Config: d.nodeTLSConfig(n)}
 	c, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
@@ -95,7 +127,7 @@ func (d *DERPProber) probeTLS(ctx context.Context, addr, host string) (*x509.Cer
 		if cert.NotBefore.After(now) {
 			errs = append(errs, fmt.Errorf("certificate %q is not valid before %v", cert.Subject.CommonName, cert.NotBefore.Format(time.RFC3339)))
 		}
-		if left := cert.NotAfter.Sub(now); left < certExpiryMargin {
+		if left := cert.NotAfter.Sub(now); left < expiryMargin(cert) {
 			errs = append(errs, fmt.Errorf("certificate %q expires in %v (at %v)", cert.Subject.CommonName, left.Truncate(time.Minute), cert.NotAfter.Format(time.RFC3339)))
 		}
 	}
@@ -106,68 +138,16 @@ func (d *DERPProber) probeTLS(ctx context.Context, addr, host string) (*x509.Cer
 		errs = append(errs, fmt.Errorf("no DERP meta certificate presented by %s", addr))
 	}
 
-	// See docs/compat.md#prober-tls.
-	if len(leaf.OCSPServer) > 0 {
-		if err := d.checkOCSP(ctx, &cs, leaf); err != nil {
-			errs = append(errs, err)
-		}
+	if err := d.checkRevocation(ctx, &cs, leaf); err != nil {
+		errs = append(errs, err)
 	}
 	return leaf, errors.Join(errs...)
 }
 
-// checkOCSP asks the leaf's first OCSP responder whether it is revoked.
-func (d *DERPProber) checkOCSP(ctx context.Context, cs *tls.ConnectionState, leaf *x509.Certificate) error {
-	var issuer *x509.Certificate
-	for _, cert := range cs.PeerCertificates[1:] {
-		if len(leaf.AuthorityKeyId) > 0 && bytes.Equal(cert.SubjectKeyId, leaf.AuthorityKeyId) {
-			issuer = cert
-			break
-		}
-	}
-	if issuer == nil {
-		// The issuer may be a root the server did not send.
-		for _, chain := range cs.VerifiedChains {
-			if len(chain) > 1 {
-				issuer = chain[1]
-				break
-			}
-		}
-	}
-	if issuer == nil {
-		return fmt.Errorf("OCSP: no issuer of %q to check it against", leaf.Subject.CommonName)
-	}
-	reqBody, err := ocsp.CreateRequest(leaf, issuer, nil)
-	if err != nil {
-		return fmt.Errorf("OCSP: creating request: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, leaf.OCSPServer[0], bytes.NewReader(reqBody))
-	if err != nil {
-		return fmt.Errorf("OCSP: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/ocsp-request")
-	req.Header.Set("Accept", "application/ocsp-response")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("OCSP: %w", err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("OCSP: %s answered %s", leaf.OCSPServer[0], res.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(res.Body, maxOCSPResponse))
-	if err != nil {
-		return fmt.Errorf("OCSP: reading response: %w", err)
-	}
-	resp, err := ocsp.ParseResponseForCert(body, leaf, issuer)
-	if err != nil {
-		return fmt.Errorf("OCSP: parsing response: %w", err)
-	}
-	switch resp.Status {
-	case ocsp.Good:
-		return nil
-	case ocsp.Revoked:
-		return fmt.Errorf("OCSP: certificate %q revoked at %v (reason %d)", leaf.Subject.CommonName, resp.RevokedAt.Format(time.RFC3339), resp.RevocationReason)
-	default:
-		return fmt.Errorf("OCSP: status of certificate %q is unknown", leaf.Subject.CommonName)
-	}
+// expiryMargin is certExpiryMargin, or a third of the certificate's
+// lifetime when that is shorter, so that short-lived certificates (Let's
+// Encrypt's six-day IP certificates) pass until they are overdue for
+// renewal. See docs/compat.md#prober-tls.
+func expiryMargin(cert *x509.Certificate) time.Duration {
+	return min(certExpiryMargin, cert.NotAfter.Sub(cert.NotBefore)/3)
 }

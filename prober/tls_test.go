@@ -59,12 +59,21 @@ func TestTLSProbe(t *testing.T) {
 	tests := []struct {
 		name       string
 		leaf       probertest.LeafOpts
-		ocsp       int // responder status; 0 means no responder, -1 a failing one
+		ocsp       int    // responder status; 0 means no responder, -1 a failing one
+		crl        string // "" no CRL, "good", "revoked" or "down"
+		leCA       bool   // issue from a Let's Encrypt-style CA
 		noMetaCert bool
 		wantErr    string // "" for success
 	}{
 		{name: "valid"},
-		{name: "expires in 3 days", leaf: probertest.LeafOpts{NotAfter: now.Add(72 * time.Hour)}, wantErr: "expires in 71h"},
+		{name: "expires in 3 days", leaf: probertest.LeafOpts{NotBefore: now.Add(-60 * 24 * time.Hour), NotAfter: now.Add(72 * time.Hour)}, wantErr: "expires in 71h"},
+		{name: "short-lived, fresh", leaf: probertest.LeafOpts{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(6 * 24 * time.Hour)}},
+		{name: "short-lived, overdue", leaf: probertest.LeafOpts{NotBefore: now.Add(-5 * 24 * time.Hour), NotAfter: now.Add(24 * time.Hour)}, wantErr: "expires in 23h"},
+		{name: "lets encrypt style, neither OCSP nor CRL", leCA: true},
+		{name: "crl good", crl: "good"},
+		{name: "crl revoked", crl: "revoked", wantErr: "has been revoked on"},
+		{name: "crl down", crl: "down", wantErr: "non-200 status code from CRL server: 404"},
+		{name: "crl wins over ocsp", crl: "revoked", ocsp: ocsp.Good + 100, wantErr: "has been revoked on"},
 		{name: "expired", leaf: probertest.LeafOpts{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour)}, wantErr: "certificate has expired"},
 		{name: "not yet valid", leaf: probertest.LeafOpts{NotBefore: now.Add(24 * time.Hour)}, wantErr: "not yet valid"},
 		{name: "no meta cert", noMetaCert: true, wantErr: "no DERP meta certificate presented"},
@@ -75,7 +84,19 @@ func TestTLSProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ca := ca
+			if tt.leCA {
+				ca = probertest.NewLetsEncryptStyleCA(t)
+			}
 			opts := tt.leaf
+			var crls *probertest.CRLServer
+			switch tt.crl {
+			case "good", "revoked":
+				crls = ca.ServeCRL(t)
+				opts.CRLURL = crls.URL
+			case "down":
+				opts.CRLURL = crls404(t)
+			}
 			switch {
 			case tt.ocsp > 0:
 				opts.OCSPServer = ocspResponder(t, ca, tt.ocsp-100)
@@ -83,6 +104,12 @@ func TestTLSProbe(t *testing.T) {
 				opts.OCSPServer = ocspResponder(t, ca, -1)
 			}
 			leaf := ca.Leaf(t, opts)
+			if tt.crl == "revoked" {
+				crls.Revoke(leaf.Leaf)
+			}
+			if tt.crl == "good" {
+				crls.Revoke(ca.Leaf(t, probertest.LeafOpts{}).Leaf) // another one
+			}
 			n := probertest.StartNode(t, probertest.NodeOpts{CA: ca, Leaf: &leaf, NoMetaCert: tt.noMetaCert})
 			src := &mapSource{m: &derpmap.Map{Regions: map[int]*derpmap.Region{
 				1: probertest.Region(1, "t", n.MapNode("n", 1)),
@@ -101,14 +128,24 @@ func TestTLSProbe(t *testing.T) {
 				t.Fatalf("no TLS probe; probes: %v", p.ProbeInfo())
 			}
 			if tt.wantErr == "" {
-				if !info.Result {
+				if !info.Succeeded() {
 					t.Errorf("TLS probe failed: %s", info.Error)
+				}
+				if crls != nil && crls.Hits.Load() != 1 {
+					t.Errorf("CRL fetched %d times; want 1", crls.Hits.Load())
 				}
 				return
 			}
-			if info.Result || !strings.Contains(info.Error, tt.wantErr) {
-				t.Errorf("TLS probe: Result %v, Error %q; want failure containing %q", info.Result, info.Error, tt.wantErr)
+			if info.Succeeded() || !strings.Contains(info.Error, tt.wantErr) {
+				t.Errorf("TLS probe: Result %v, Error %q; want failure containing %q", info.Succeeded(), info.Error, tt.wantErr)
 			}
 		})
 	}
+}
+
+// crls404 returns a CRL URL whose server answers 404.
+func crls404(t *testing.T) string {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	return srv.URL + "/missing.crl"
 }

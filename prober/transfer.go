@@ -159,9 +159,8 @@ func (d *DERPProber) connectNode(ctx context.Context, r *derpmap.Region, n *derp
 	}
 	c := derphttp.NewRegionClient(key.NewNode(), logf, func() *derpmap.Region { return region })
 	c.IsProber = isProber
-	if d.tlsConfig != nil {
-		c.TLSConfig = d.tlsConfig.Clone()
-	}
+	c.MeshKey = d.meshKey
+	c.TLSConfig = d.nodeTLSConfig(n)
 	ok := false
 	defer func() {
 		if !ok {
@@ -171,14 +170,25 @@ func (d *DERPProber) connectNode(ctx context.Context, r *derpmap.Region, n *derp
 	if err := c.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("connecting to node %s: %w", n.Name, err)
 	}
-	cs, isTLS := c.TLSConnectionState()
-	switch {
-	case !isTLS:
-		return nil, fmt.Errorf("node %s: connection is not TLS", n.Name)
-	case len(cs.PeerCertificates) == 0:
-		return nil, fmt.Errorf("node %s: no peer certificates", n.Name)
-	case cs.ServerName != n.HostName:
-		return nil, fmt.Errorf("node %s: TLS server name %q; want %q", n.Name, cs.ServerName, n.HostName)
+	// Only the mesh probe insists on TLS, so that bandwidth and
+	// queuing-delay probes work against plain-HTTP dev servers. The
+	// server name is compared with the one the client meant to send:
+	// none for an IP literal, where the reference wants the IP and so
+	// always fails. See docs/compat.md#prober-mesh-sni.
+	if isProber {
+		wantSNI := n.HostName
+		if isIPLiteral(wantSNI) {
+			wantSNI = ""
+		}
+		cs, isTLS := c.TLSConnectionState()
+		switch {
+		case !isTLS:
+			return nil, fmt.Errorf("node %s: connection is not TLS", n.Name)
+		case len(cs.PeerCertificates) == 0:
+			return nil, fmt.Errorf("node %s: no peer certificates", n.Name)
+		case cs.ServerName != wantSNI:
+			return nil, fmt.Errorf("node %s: TLS server name %q; want %q", n.Name, cs.ServerName, wantSNI)
+		}
 	}
 	// Recv only ends on its own after minutes of silence; closing the
 	// client bounds it by ctx.

@@ -13,7 +13,7 @@ if [ -n "$bad" ]; then
 	exit 1
 fi
 
-for mod in . interop interop/latest; do
+for mod in . interop interop/latest bench/compare bench/compare/servers/benchserver; do
 	[ -f "$mod/go.mod" ] || continue
 	echo "== vet + staticcheck ($mod)"
 	(cd "$mod" && go vet ./... && go run "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}" ./...)

@@ -11,3 +11,8 @@ for mod in interop interop/latest; do
 	[ -f "$mod/go.mod" ] || continue
 	(cd "$mod" && go test -race -count=1 ./...)
 done
+# The side-by-side benchmark harness: a smoke run (seconds) against our own
+# server only; `make bench-compare` runs the real comparison.
+if [ -f bench/compare/go.mod ]; then
+	(cd bench/compare && go test -race -count=1 ./...)
+fi

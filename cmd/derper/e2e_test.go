@@ -358,28 +358,6 @@ func TestE2EConfigErrors(t *testing.T) {
 	}
 }
 
-// TestE2EHelp checks that the real binary's -h lists every flag.
-func TestE2EHelp(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-h")
-	cmd.Env = append(os.Environ(), runAsDerperEnv+"=1")
-	out, _ := cmd.CombinedOutput() // -h exits with status 2, as the flag package does
-	for _, name := range []string{"a", "accept-connection-burst", "accept-connection-limit", "acme-directory-url", "bootstrap-dns-names",
-		"c", "certdir", "certmode", "derp", "dev", "hostname", "http-port", "mesh-psk-file", "mesh-with", "stun", "stun-port",
-		"tcp-keepalive-time", "tcp-user-timeout", "unpublished-bootstrap-dns-names", "verify-client-url",
-		"verify-client-url-fail-open", "verify-clients", "version"} {
-		if !strings.Contains(string(out), "\n  -"+name+" ") && !strings.Contains(string(out), "\n  -"+name+"\n") {
-			t.Errorf("-h does not list -%s", name)
-		}
-	}
-	for _, d := range []string{`(default ":443")`, "(default 9223372036854775807)", "(default +Inf)", "(default 10m0s)", "(default 15s)", "(default 3478)", "(default 80)"} {
-		if !strings.Contains(string(out), d) {
-			t.Errorf("-h lacks %s", d)
-		}
-	}
-}
-
 // tlsFixture writes a self-signed certificate for 127.0.0.1 into dir as
 // manual-mode files, and returns a PEM file of it and a pool trusting it.
 func tlsFixture(t *testing.T, dir, hostname string) (pemPath string, pool *x509.CertPool) {

@@ -43,7 +43,17 @@ type options struct {
 	acceptConnBurst      int
 	tcpKeepAlive         time.Duration
 	tcpUserTimeout       time.Duration
+	tcpWriteTimeout      time.Duration
 	acmeDirectoryURL     string
+	rateConfig           string
+	disallowAppNames     string
+
+	home        string
+	socket      string
+	acmeEmail   string
+	acmeEABKid  string
+	acmeEABKey  string
+	acmeIPCerts bool
 }
 
 // flagDefaults holds the defaults that depend on the machine, so tests can
@@ -75,7 +85,8 @@ func machineDefaults() flagDefaults {
 }
 
 // registerFlags defines every flag of the reference derper on fs, with the
-// same names, types and defaults, plus -acme-directory-url.
+// same names, types and defaults (except the Tailscale-internal ones, see
+// docs/compat.md#derper-internal-flags), plus -acme-directory-url.
 func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	o := new(options)
 	fs.BoolVar(&o.dev, "dev", false, "development mode on localhost: listen on :3340, ephemeral key, no config file")
@@ -84,22 +95,31 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.IntVar(&o.httpPort, "http-port", 80, "plain-HTTP port used alongside HTTPS (captive-portal check, ACME, redirects), on the IP of -a; -1 turns it off")
 	fs.IntVar(&o.stunPort, "stun-port", 3478, "UDP port of the STUN server, on the IP of -a")
 	fs.StringVar(&o.configPath, "c", "", "path of the JSON config file holding the server private key (created if missing)")
-	fs.StringVar(&o.certMode, "certmode", "letsencrypt", "where the TLS certificate comes from: letsencrypt or manual")
-	fs.StringVar(&o.certDir, "certdir", d.certDir, "certificate directory: ACME cache in letsencrypt mode, <hostname>.crt and <hostname>.key in manual mode")
-	fs.StringVar(&o.hostname, "hostname", defaultHostname, "TLS host name: the only name ACME may issue for, and the name manual certificates must cover")
+	fs.StringVar(&o.certMode, "certmode", "letsencrypt", "where the TLS certificate comes from: letsencrypt (ACME, Let's Encrypt by default), gcp (ACME with Google Trust Services; needs -acme-eab-kid, -acme-eab-key and -acme-email) or manual (files in -certdir)")
+	fs.StringVar(&o.certDir, "certdir", d.certDir, "certificate directory: ACME cache in letsencrypt and gcp mode, <hostname>.crt and <hostname>.key in manual mode (generated, self-signed, when -hostname is an IP and they are missing), IP certificates with -acme-ip-certs")
+	fs.StringVar(&o.hostname, "hostname", defaultHostname, "TLS host name: the only name ACME may issue for, and the name manual certificates must cover; an IP address works with -certmode=manual (no SNI needed, self-signed certificate pinned by its hash) or with -acme-ip-certs")
 	fs.BoolVar(&o.runSTUN, "stun", true, "run the STUN server on the IP of -a")
 	fs.BoolVar(&o.runDERP, "derp", true, "run the DERP relay; false keeps STUN, bootstrap DNS and probes but answers /derp with 404")
-	fs.StringVar(&o.meshPSKFile, "mesh-psk-file", d.meshPSKFile, "file with the mesh pre-shared key (64+ hex digits, surrounding whitespace ignored); empty means no meshing")
-	fs.StringVar(&o.meshWith, "mesh-with", "", "comma-separated host names of the region nodes to mesh with; this node's own name may be listed")
+	fs.StringVar(&o.meshPSKFile, "mesh-psk-file", d.meshPSKFile, "file with the region's mesh key: exactly 64 hex digits, surrounding whitespace ignored; an empty file or no file means no meshing (ignored with -dev, which reads TAILSCALE_DERPER_MESH_KEY)")
+	fs.StringVar(&o.meshWith, "mesh-with", "", "comma-separated region nodes to mesh with, each \"host\" or \"host/dialhost\" (TLS name host, TCP connection to dialhost); this node's own name may be listed")
 	fs.StringVar(&o.bootstrapDNS, "bootstrap-dns-names", "", "comma-separated host names resolved and published at /bootstrap-dns")
 	fs.StringVar(&o.unpublishedDNS, "unpublished-bootstrap-dns-names", "", "comma-separated host names answered at /bootstrap-dns?q= but never listed; name/txtname reads a 0-100 rollout percentage from the TXT record of txtname")
 	fs.BoolVar(&o.verifyClients, "verify-clients", false, "admit only node keys that the local tailscaled knows")
+	fs.StringVar(&o.socket, "socket", "", "tailscaled LocalAPI unix socket asked by -verify-clients; empty means the platform default")
 	fs.StringVar(&o.verifyClientURL, "verify-client-url", "", "admission controller URL asked about each client; empty disables")
 	fs.BoolVar(&o.verifyClientFailOpen, "verify-client-url-fail-open", true, "admit clients when the admission controller cannot be reached")
 	fs.Float64Var(&o.acceptConnLimit, "accept-connection-limit", math.Inf(+1), "new TLS connections accepted per second (token bucket rate)")
 	fs.IntVar(&o.acceptConnBurst, "accept-connection-burst", math.MaxInt, "token bucket burst for new TLS connections")
 	fs.DurationVar(&o.tcpKeepAlive, "tcp-keepalive-time", 10*time.Minute, "TCP keepalive period of accepted connections")
 	fs.DurationVar(&o.tcpUserTimeout, "tcp-user-timeout", 15*time.Second, "TCP_USER_TIMEOUT of accepted connections (Linux)")
+	fs.DurationVar(&o.tcpWriteTimeout, "tcp-write-timeout", 2*time.Second, "deadline for writing each frame to a client; 0 means none (mesh peers always get 30s)")
 	fs.StringVar(&o.acmeDirectoryURL, "acme-directory-url", defaultACMEDirectory, "ACME directory URL used in letsencrypt cert mode (openderp addition, e.g. for a staging or private CA)")
+	fs.StringVar(&o.rateConfig, "rate-config", "", "path of a JSON file with per-client receive rate limits (PerClientRateLimitBytesPerSec, PerClientRateBurstBytes); reloaded on SIGHUP; experimental")
+	fs.StringVar(&o.disallowAppNames, "disallow-app-names", "", "comma-separated AppNames whose clients are refused; mesh peers are exempt")
+	fs.StringVar(&o.acmeEmail, "acme-email", "", "contact address of the ACME account; required by -certmode=gcp")
+	fs.StringVar(&o.acmeEABKid, "acme-eab-kid", "", "ACME external account binding key ID; required by -certmode=gcp")
+	fs.StringVar(&o.acmeEABKey, "acme-eab-key", "", "ACME external account binding HMAC key, base64 (URL-safe unpadded or standard); required by -certmode=gcp")
+	fs.BoolVar(&o.acmeIPCerts, "acme-ip-certs", false, "with -certmode=letsencrypt, get short-lived certificates for the IP address each TLS connection arrived on (HTTP-01 on port 80, which must be reachable)")
+	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	return o
 }

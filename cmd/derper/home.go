@@ -1,42 +1,79 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/openderp/openderp/internal/debugweb"
 )
 
-const homeHead = `<html><body>
+// homePage is openderp's own front page. It keeps the parts tools look
+// for: the "DERP" heading, the "Status: disabled" line and the link to
+// /debug/ (both added below when they apply).
+const homePage = `<html><body>
 <h1>DERP</h1>
 <p>
-  This is a <a href="https://tailscale.com/">Tailscale</a> DERP server.
+  This host runs a DERP relay built with openderp, an independent,
+  open-source implementation of the DERP protocol.
 </p>
 <p>
-  Documentation:
+  DERP clients that cannot reach each other directly send their
+  end-to-end-encrypted packets through it; the relay cannot read them. It
+  also answers STUN requests, so clients can learn their public address.
 </p>
-<ul>
-  <li><a href="https://tailscale.com/kb/1232/derp-servers">About DERP</a></li>
-  <li><a href="https://pkg.go.dev/tailscale.com/derp">Protocol &amp; Go docs</a></li>
-  <li><a href="https://github.com/tailscale/tailscale/tree/main/cmd/derper#derp">How to run a DERP server</a></li>
-</ul>
+<p>
+  There is nothing to see here with a browser.
+</p>
 `
 
-// homeHandler serves / and every path nothing else matches, with 200.
-// derpOn says whether the relay runs; allowed tells debug-authorised
-// clients, who get a link to /debug/.
-func homeHandler(derpOn bool, allowed func(*http.Request) bool) http.Handler {
+const homeEnd = "</body></html>\n"
+
+// homeConfig is the -home setting: the built-in page, an empty page, or a
+// redirect.
+type homeConfig struct {
+	blank    bool
+	redirect string // non-empty: 302 to this URL
+}
+
+// parseHome interprets -home: "" for the built-in page, "blank" for an
+// empty one, or an http:// or https:// URL to redirect to.
+func parseHome(v string) (homeConfig, error) {
+	switch {
+	case v == "":
+		return homeConfig{}, nil
+	case v == "blank":
+		return homeConfig{blank: true}, nil
+	case strings.HasPrefix(v, "http://"), strings.HasPrefix(v, "https://"):
+		return homeConfig{redirect: v}, nil
+	}
+	return homeConfig{}, fmt.Errorf("unknown --home value %q", v)
+}
+
+// homeHandler serves / and every path nothing else matches. derpOn says
+// whether the relay runs; allowed tells debug-authorised clients, who get
+// a link to /debug/.
+func homeHandler(hc homeConfig, derpOn bool, allowed func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		debugweb.AddBrowserHeaders(w.Header())
+		if hc.redirect != "" {
+			http.Redirect(w, r, hc.redirect, http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
-		io.WriteString(w, homeHead)
+		if hc.blank {
+			return
+		}
+		io.WriteString(w, homePage)
 		if !derpOn {
 			io.WriteString(w, "<p>Status: <b>disabled</b></p>\n")
 		}
 		if allowed(r) {
 			io.WriteString(w, "<p>Debug info at <a href='/debug/'>/debug/</a>.</p>\n")
 		}
+		io.WriteString(w, homeEnd)
 	})
 }
 

@@ -20,7 +20,7 @@ func TestHomePage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
-		homeHandler(tt.derpOn, func(*http.Request) bool { return tt.allowed }).ServeHTTP(rec, httptest.NewRequest("GET", tt.path, nil))
+		homeHandler(homeConfig{}, tt.derpOn, func(*http.Request) bool { return tt.allowed }).ServeHTTP(rec, httptest.NewRequest("GET", tt.path, nil))
 		body := rec.Body.String()
 		if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
 			t.Errorf("%s: %d %q", tt.path, rec.Code, rec.Header().Get("Content-Type"))
@@ -28,10 +28,12 @@ func TestHomePage(t *testing.T) {
 		if rec.Header().Get("X-Frame-Options") != "DENY" || rec.Header().Get("Strict-Transport-Security") == "" {
 			t.Errorf("%s: browser headers missing", tt.path)
 		}
-		for _, want := range []string{"<h1>DERP</h1>", "https://tailscale.com/kb/1232/derp-servers", "https://pkg.go.dev/tailscale.com/derp", "cmd/derper#derp"} {
-			if !strings.Contains(body, want) {
-				t.Errorf("%s: missing %q", tt.path, want)
-			}
+		if !strings.Contains(body, "<h1>DERP</h1>") || !strings.Contains(body, "openderp") {
+			t.Errorf("%s: page %q", tt.path, body)
+		}
+		// Our own words: no claim to be Tailscale's server.
+		if strings.Contains(strings.ToLower(body), "tailscale") {
+			t.Errorf("%s: page mentions Tailscale", tt.path)
 		}
 		if got := strings.Contains(body, "<b>disabled</b>"); got == tt.derpOn {
 			t.Errorf("%s: disabled shown = %v", tt.path, got)
@@ -39,14 +41,72 @@ func TestHomePage(t *testing.T) {
 		if got := strings.Contains(body, "/debug/"); got != tt.allowed {
 			t.Errorf("%s: debug link shown = %v", tt.path, got)
 		}
-		if strings.Contains(body, "</body>") {
-			t.Errorf("%s: document closed", tt.path)
+		if !strings.HasSuffix(body, "</body></html>\n") {
+			t.Errorf("%s: document not closed", tt.path)
 		}
 	}
 	rec := httptest.NewRecorder()
 	serveRobots(rec, httptest.NewRequest("GET", "/robots.txt", nil))
 	if rec.Body.String() != "User-agent: *\nDisallow: /\n" || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("robots: %q", rec.Body)
+	}
+}
+
+func TestHomeFlag(t *testing.T) {
+	tests := []struct {
+		flag     string
+		err      string
+		code     int
+		location string
+		body     string // "*" for the default page
+	}{
+		{"", "", 200, "", "*"},
+		{"blank", "", 200, "", ""},
+		{"https://example.com/about?x=1", "", 302, "https://example.com/about?x=1", "*redirect*"},
+		{"http://example.com", "", 302, "http://example.com", "*redirect*"},
+		{"ftp://example.com", `unknown --home value "ftp://example.com"`, 0, "", ""},
+		{"Blank", `unknown --home value "Blank"`, 0, "", ""},
+		{"/local", `unknown --home value "/local"`, 0, "", ""},
+	}
+	for _, tt := range tests {
+		hc, err := parseHome(tt.flag)
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("%q: error %v, want %q", tt.flag, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.flag, err)
+		}
+		for _, path := range []string{"/", "/some/other/path"} {
+			rec := httptest.NewRecorder()
+			homeHandler(hc, true, func(*http.Request) bool { return false }).ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+			if rec.Code != tt.code || rec.Header().Get("Location") != tt.location {
+				t.Errorf("%q %s: %d %q", tt.flag, path, rec.Code, rec.Header().Get("Location"))
+			}
+			if rec.Header().Get("X-Frame-Options") != "DENY" {
+				t.Errorf("%q %s: browser headers missing", tt.flag, path)
+			}
+			body := rec.Body.String()
+			switch tt.body {
+			case "*":
+				if !strings.Contains(body, "<h1>DERP</h1>") {
+					t.Errorf("%q: body %q", tt.flag, body)
+				}
+			case "*redirect*":
+				if !strings.Contains(body, "Found") {
+					t.Errorf("%q: body %q", tt.flag, body)
+				}
+			default:
+				if body != tt.body {
+					t.Errorf("%q: body %q", tt.flag, body)
+				}
+			}
+			if tt.code == 200 && rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+				t.Errorf("%q: content type %q", tt.flag, rec.Header().Get("Content-Type"))
+			}
+		}
 	}
 }
 

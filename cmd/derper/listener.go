@@ -13,7 +13,7 @@ import (
 // listen opens a TCP listener on addr with derper's socket options: TCP
 // keepalive with the given period (long, to spare mobile batteries; DERP's
 // own keepalive frames detect dead peers) and, on Linux,
-// TCP_USER_TIMEOUT, which accepted sockets inherit.
+// TCP_USER_TIMEOUT, which accepted sockets inherit. Multipath TCP is off.
 func listen(ctx context.Context, addr string, keepAlive, userTimeout time.Duration) (net.Listener, error) {
 	lc := net.ListenConfig{
 		KeepAlive: keepAlive,
@@ -21,6 +21,10 @@ func listen(ctx context.Context, addr string, keepAlive, userTimeout time.Durati
 			return setUserTimeout(c, userTimeout)
 		},
 	}
+	// Go turns Multipath TCP on for listeners where the kernel has it,
+	// and MPTCP sockets ignore TCP_USER_TIMEOUT; today's derper turns it
+	// off, and so do we.
+	lc.SetMultipathTCP(false)
 	return lc.Listen(ctx, "tcp", addr)
 }
 

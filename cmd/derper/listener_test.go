@@ -119,3 +119,26 @@ func TestUnlimitedListener(t *testing.T) {
 		t.Error("default limits rejected a connection")
 	}
 }
+
+// TestListenNoMPTCP: accepted connections are plain TCP, so that
+// TCP_USER_TIMEOUT applies (Go enables MPTCP on listeners by default).
+func TestListenNoMPTCP(t *testing.T) {
+	ln, err := listen(t.Context(), "127.0.0.1:0", time.Minute, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if mp, err := s.(*net.TCPConn).MultipathTCP(); err != nil || mp {
+		t.Errorf("MPTCP = %v, %v", mp, err)
+	}
+}

@@ -57,6 +57,10 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	if err != nil {
 		return fmt.Errorf("invalid server address: %v", err)
 	}
+	cfg, err := checkOptions(o)
+	if err != nil {
+		return err
+	}
 
 	if o.runSTUN {
 		st := stunserver.New(logf)
@@ -83,27 +87,39 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		}
 	}
 
+	if err := derp.CheckEnv(); err != nil {
+		return err
+	}
 	serveTLS := port == "443" || port == "https" || o.certMode == certs.ModeManual
 	s := derp.NewServer(priv, logf)
 	defer s.Close()
-	s.SetVerifyClient(o.verifyClients)
-	s.SetVerifyClientURL(o.verifyClientURL)
-	s.SetVerifyClientURLFailOpen(o.verifyClientFailOpen)
-	if o.meshPSKFile != "" {
-		k, err := readMeshKey(o.meshPSKFile)
-		if err != nil {
+	s.SetDisallowedAppNames(parseAppNames(o.disallowAppNames))
+	if o.rateConfig != "" {
+		if err := applyRateConfig(ctx, s, o.rateConfig, logf); err != nil {
 			return err
 		}
-		s.SetMeshKey(k)
-		logf("DERP mesh key configured")
 	}
-	if err := startMesh(ctx, s, o.meshWith, logf); err != nil {
+	s.SetVerifyClient(o.verifyClients)
+	if o.socket != "" {
+		s.SetTailscaledSocket(o.socket)
+	}
+	s.SetVerifyClientURL(o.verifyClientURL)
+	s.SetVerifyClientURLFailOpen(o.verifyClientFailOpen)
+	s.SetTCPWriteTimeout(o.tcpWriteTimeout)
+	mk, err := meshKey(o, os.LookupEnv, logf)
+	if err != nil {
+		return err
+	}
+	if mk != "" {
+		s.SetMeshKey(mk)
+	}
+	if err := startMesh(ctx, s, cfg.mesh, logf); err != nil {
 		return fmt.Errorf("startMesh: %w", err)
 	}
 	publishProcessVars(s)
 
 	mux := http.NewServeMux()
-	dbg := debugweb.New(mux, "derper", derp.Version, debugweb.EnvFromOS(), o.dev)
+	dbg := debugweb.New(mux, "derper", derp.Version, cfg.debugEnv, o.dev)
 	addDebugPages(dbg, s, o.hostname)
 	if o.runDERP {
 		mux.Handle("/derp", derphttp.WebSocketHandler(s, derphttp.LoggingHandler(s, logf)))
@@ -121,12 +137,22 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		publish(name, v)
 	}
 	mux.Handle("/bootstrap-dns", withBrowserHeaders(bdns))
-	mux.Handle("/", homeHandler(o.runDERP, dbg.Allowed))
+	mux.Handle("/", homeHandler(cfg.home, o.runDERP, dbg.Allowed))
 	go bdns.Run(ctx)
 
 	var p certs.Provider
 	if serveTLS {
-		p, err = certs.New(certs.Config{Mode: o.certMode, Dir: o.certDir, Hostname: o.hostname, DirectoryURL: o.acmeDirectoryURL})
+		p, err = certs.New(certs.Config{
+			Mode:         o.certMode,
+			Dir:          o.certDir,
+			Hostname:     o.hostname,
+			DirectoryURL: o.acmeDirectoryURL,
+			Email:        o.acmeEmail,
+			EABKeyID:     o.acmeEABKid,
+			EABKey:       o.acmeEABKey,
+			IPCerts:      o.acmeIPCerts,
+			Logf:         logf,
+		})
 		if err != nil {
 			return fmt.Errorf("derper: can not start cert provider: %w", err)
 		}
@@ -146,14 +172,14 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	var port80 *http.Server
 	serve := func() error { return srv.Serve(ln) }
 	if serveTLS {
-		cfg := p.TLSConfig()
-		cfg.GetCertificate = derphttp.GetCertificateWithMetaCert(cfg.GetCertificate, s.MetaCert())
-		srv.TLSConfig = cfg
+		tcfg := p.TLSConfig()
+		tcfg.GetCertificate = derphttp.GetCertificateWithMetaCert(tcfg.GetCertificate, s.MetaCert())
+		srv.TLSConfig = tcfg
 		// Offer HTTP/2 only where the provider advertises it (ACME mode,
 		// for browsers); DERP itself needs HTTP/1.1 to hijack.
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
-		for _, p := range cfg.NextProtos {
+		for _, p := range tcfg.NextProtos {
 			if p == "h2" {
 				srv.Protocols.SetHTTP2(true)
 			}
@@ -162,7 +188,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		for name, v := range tm.vars() {
 			publish(name, v)
 		}
-		srv.Handler = tm.wrap(mux)
+		srv.Handler = tm.wrap(refuseConnect(mux))
 		limited := newLimitedListener(ln, o.acceptConnLimit, o.acceptConnBurst)
 		publish("tls_listener", limited.expVar())
 		serve = func() error { return srv.ServeTLS(limited, "", "") }
@@ -217,6 +243,9 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 // variables the reference derper exports.
 func publishProcessVars(s *derp.Server) {
 	publish("derp", s.ExpVar())
+	pkts, bytes := s.DropVars()
+	publish("derp_packets_dropped", pkts)
+	publish("derp_bytes_dropped", bytes)
 	publish("derp_websocket_accepts", expvar.Func(func() any { return derphttp.WebSocketAccepts() }))
 	publish("process_start_unix_time", expvar.Func(func() any { return processStart.Unix() }))
 	publish("version", expvar.Func(func() any { return derp.Version }))

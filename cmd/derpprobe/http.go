@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"html"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -26,9 +27,15 @@ func newMux(p *prober.Prober, reg *prometheus.Registry, logger *log.Logger) *htt
 		logger.Printf("%s %s %s", r.RemoteAddr, r.Method, r.URL)
 		status.ServeHTTP(w, r)
 	}))
+	// Liveness only: open to all, and says nothing of probe health.
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok\n")
+	})
 	debug := func(path string, h http.Handler) { mux.Handle(path, debugOnly(h)) }
 	debug("/debug/", http.HandlerFunc(debugIndex))
 	debug(prober.RunPath, http.HandlerFunc(p.RunHandler))
+	debug(prober.RunAllPath, http.HandlerFunc(p.RunAllHandler))
 	debug(prober.MetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	debug("/debug/pprof/", http.HandlerFunc(pprof.Index))
 	debug("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
@@ -41,7 +48,7 @@ func newMux(p *prober.Prober, reg *prometheus.Registry, logger *log.Logger) *htt
 func debugIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprintf(w, "<html><head><title>derpprobe debug</title></head><body><h1>derpprobe debug</h1><ul>")
-	for _, l := range []string{prober.MetricsPath, "/debug/pprof/"} {
+	for _, l := range []string{prober.MetricsPath, prober.RunAllPath, "/debug/pprof/"} {
 		fmt.Fprintf(w, "<li><a href=\"%s\">%s</a></li>", l, html.EscapeString(l))
 	}
 	fmt.Fprintf(w, "</ul></body></html>\n")

@@ -37,11 +37,21 @@ func TestParseFlags(t *testing.T) {
 			derpMap: "https://login.tailscale.com/derpmap/default", listen: ":8030", spread: true,
 			interval: 15 * time.Second, meshInterval: 15 * time.Second, stunInterval: 15 * time.Second,
 			tlsInterval: 15 * time.Second, bwSize: 1_000_000,
+			qdTimeout: 5 * time.Second, secretsPath: "prod/derp", secretsCache: defaultSecretsCacheDir(),
 		}},
 		{[]string{"-once", "-spread=false", "-derp-map", "file:///m.json", "-mesh-interval", "0", "-bw-interval", "1m", "-bw-probe-size-bytes", "5"}, config{
 			derpMap: "file:///m.json", listen: ":8030", once: true,
 			interval: 15 * time.Second, stunInterval: 15 * time.Second,
 			tlsInterval: 15 * time.Second, bwInterval: time.Minute, bwSize: 5,
+			qdTimeout: 5 * time.Second, secretsPath: "prod/derp", secretsCache: defaultSecretsCacheDir(),
+		}},
+		{[]string{"-dev", "-json", "-region-code", "900", "-mesh-psk-file", "/k", "-qd-packets-per-second", "20", "-qd-packet-timeout", "1s",
+			"-bw-tun-ipv4-addr", "10.0.0.1", "-secrets-url", "u", "-secrets-path-prefix", "p", "-secrets-cache-dir", "/c"}, config{
+			derpMap: "https://login.tailscale.com/derpmap/default", listen: ":8030", spread: true,
+			interval: 15 * time.Second, meshInterval: 15 * time.Second, stunInterval: 15 * time.Second,
+			tlsInterval: 15 * time.Second, bwSize: 1_000_000,
+			dev: true, jsonOut: true, regionCode: "900", meshPSKFile: "/k", qdRate: 20, qdTimeout: time.Second,
+			bwTUNAddr: "10.0.0.1", secretsURL: "u", secretsPath: "p", secretsCache: "/c",
 		}},
 	}
 	for _, tt := range tests {
@@ -295,7 +305,8 @@ func TestStatusPageInChromium(t *testing.T) {
 	dom := dumpDOM(t, browser, base+"/")
 	for _, want := range []string{
 		"<title>DERP Prober</title>",
-		`<p id="summary">7 out of 16 probes failed or never ran</p>`,
+		`<p id="summary">7 out of 16 probes failed</p>`,
+		`data-sparklines="16"`, // every row's history was laid out
 		`<a id="metrics" href="/debug/varz">Prober metrics</a>`,
 		`data-sortable="ready"`, // the inline script ran
 	} {
@@ -303,7 +314,7 @@ func TestStatusPageInChromium(t *testing.T) {
 			t.Errorf("rendered DOM lacks %q", want)
 		}
 	}
-	rows := regexp.MustCompile(`<tr class="probe (ok|fail)" data-name="([^"]+)">`).FindAllStringSubmatch(dom, -1)
+	rows := regexp.MustCompile(`<tr class="probe (succeeded|failed)" data-name="([^"]+)">`).FindAllStringSubmatch(dom, -1)
 	if len(rows) != 16 {
 		t.Fatalf("rendered %d probe rows; want 16\n%s", len(rows), dom)
 	}
@@ -318,7 +329,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	fails := 0
 	for i, r := range rows {
-		if r[1] == "fail" {
+		if r[1] == "failed" {
 			fails++
 			if !strings.Contains(r[2], "/c/") {
 				t.Errorf("row %s failed", r[2])
@@ -337,7 +348,7 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	// Following a row's button runs the probe.
 	run := dumpDOM(t, browser, base+buttons["derp/lab/a/b/mesh"])
-	if !strings.Contains(run, "Probe succeeded in ") || !strings.Contains(run, "Last 1 probes: success rate 100%") {
+	if !strings.Contains(run, "Probe succeeded in ") || !regexp.MustCompile(`Last \d+ probes \(including this one\): success rate 100%`).MatchString(run) {
 		t.Errorf("probe-run page in Chromium:\n%s", run)
 	}
 	run = dumpDOM(t, browser, base+buttons["derp/lab/c/tls"])

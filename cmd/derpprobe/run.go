@@ -5,9 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"slices"
 	"time"
 
@@ -21,6 +24,8 @@ import (
 type testHooks struct {
 	tlsConfig *tls.Config         // base TLS config of the probes
 	listening func(addr net.Addr) // called once the HTTP server listens
+	tunName   string              // TUN device name instead of "derpprobe"
+	stdout    io.Writer           // -json output instead of os.Stdout
 }
 
 // errProbesFailed is what run returns in once mode when a probe failed.
@@ -32,14 +37,30 @@ func run(ctx context.Context, cfg config, logger *log.Logger) error {
 		WithMetricNamespace("derpprobe").WithLogf(logger.Printf)
 	defer p.Close()
 
+	mk, err := loadMeshKey(cfg)
+	if err != nil {
+		return fmt.Errorf("failed to get mesh key: %w", err)
+	}
 	opts := []prober.DERPOpt{
 		prober.WithMeshProbing(cfg.meshInterval),
 		prober.WithSTUNProbing(cfg.stunInterval),
 		prober.WithTLSProbing(cfg.tlsInterval),
 		prober.WithBandwidthProbing(cfg.bwInterval, cfg.bwSize),
+		prober.WithQueuingDelayProbing(cfg.qdRate, cfg.qdTimeout),
+		prober.WithRegion(cfg.regionCode),
+		prober.WithMeshKey(mk),
 	}
 	if cfg.tlsConfig != nil {
 		opts = append(opts, prober.WithTLSConfig(cfg.tlsConfig))
+	}
+	if cfg.bwTUNAddr != "" && cfg.bwInterval > 0 {
+		tun, err := openTUN(cfg)
+		if err != nil {
+			return err
+		}
+		defer tun.Close()
+		logger.Printf("bandwidth probes use TUN device %s", tun.Name())
+		opts = append(opts, prober.WithBandwidthTUN(tun))
 	}
 	dp, err := prober.DERP(p, cfg.derpMap, opts...)
 	if err != nil {
@@ -50,6 +71,13 @@ func run(ctx context.Context, cfg config, logger *log.Logger) error {
 	if cfg.once {
 		logger.Printf("Waiting for all probes (may take up to 1m)")
 		p.Wait()
+		if cfg.jsonOut {
+			out := cfg.stdout
+			if out == nil {
+				out = os.Stdout
+			}
+			return reportOnceJSON(p, out)
+		}
 		return reportOnce(p, logger)
 	}
 
@@ -91,7 +119,7 @@ func reportOnce(p *prober.Prober, logger *log.Logger) error {
 	for name, info := range p.ProbeInfo() {
 		switch {
 		case info.End.IsZero():
-		case info.Result:
+		case info.Succeeded():
 			good = append(good, fmt.Sprintf("good: %s: %v", name, info.Latency))
 		default:
 			bad = append(bad, fmt.Sprintf("bad: %s: %s", name, info.Error))
@@ -106,4 +134,17 @@ func reportOnce(p *prober.Prober, logger *log.Logger) error {
 		return fmt.Errorf("%w: %d of %d", errProbesFailed, len(bad), len(good)+len(bad))
 	}
 	return nil
+}
+
+// openTUN creates the TUN device of -bw-tun-ipv4-addr.
+func openTUN(cfg config) (*prober.TUN, error) {
+	addr, err := netip.ParseAddr(cfg.bwTUNAddr)
+	if err != nil || !addr.Is4() {
+		return nil, fmt.Errorf("-bw-tun-ipv4-addr %q: not an IPv4 address", cfg.bwTUNAddr)
+	}
+	name := cfg.tunName
+	if name == "" {
+		name = "derpprobe"
+	}
+	return prober.OpenTUN(name, addr)
 }

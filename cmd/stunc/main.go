@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	stunc <hostname> [port]
+//	stunc [-timeout D] <hostname> [port]
 //
 // The port defaults to 3478. On success stunc prints, to standard error,
 //
@@ -12,7 +12,8 @@
 //	stun addr: <your address as the server saw it>
 //
 // and exits 0. A missing, malformed or mismatched reply is an error, and
-// so is no reply within 5 seconds; stunc then prints the error and exits 1.
+// so is no reply within the -timeout (default 3s, which must be positive);
+// stunc then prints the error and exits 1.
 package main
 
 import (
@@ -21,17 +22,16 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 )
-
-// replyTimeout bounds the wait for the server's answer.
-// See docs/compat.md#stunc-timeout.
-const replyTimeout = 5 * time.Second
 
 func main() {
 	log.SetFlags(0)
+	args, timeout, err := parseCommandLine(os.Args, os.Stderr)
+	if err != nil {
+		os.Exit(1) // parseCommandLine has printed the problem and usage
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args, os.Stderr, replyTimeout)
+	err = run(ctx, args, os.Stderr, timeout)
 	stop()
 	if err != nil {
 		log.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,40 @@ import (
 
 	"github.com/openderp/openderp/stun"
 )
+
+// defaultTimeout is the -timeout default, as in the reference since
+// v1.80.0. See docs/compat.md#stunc-timeout.
+const defaultTimeout = 3 * time.Second
+
+// parseCommandLine parses args (program name first) as
+// "stunc [-timeout D] <hostname> [port]". It returns the program name and
+// positional arguments, and the timeout. On a usage error it writes the
+// problem, the usage line and the flag defaults to errOut.
+func parseCommandLine(args []string, errOut io.Writer) ([]string, time.Duration, error) {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	timeout := fs.Duration("timeout", defaultTimeout, "how long to wait for the reply; must be positive")
+	usage := func() {
+		fmt.Fprintf(errOut, "usage: %s <hostname> [port]\n", args[0])
+		fs.PrintDefaults()
+	}
+	fs.Usage = usage
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, 0, err
+	}
+	if n := fs.NArg(); n != 1 && n != 2 {
+		usage()
+		return nil, 0, errors.New("wrong number of arguments")
+	}
+	if *timeout <= 0 {
+		// The reference fails at once for such values; waiting for
+		// ever would be no better. See docs/compat.md#stunc-timeout.
+		fmt.Fprintf(errOut, "invalid -timeout %v: must be positive\n", *timeout)
+		usage()
+		return nil, 0, errors.New("invalid timeout")
+	}
+	return append([]string{args[0]}, fs.Args()...), *timeout, nil
+}
 
 // run does what stunc does with the command line args (program name
 // first), writing its report to w and waiting at most timeout for the

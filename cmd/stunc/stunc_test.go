@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,36 @@ func TestRunBadReply(t *testing.T) {
 				t.Fatalf("run printed %q on failure", out.String())
 			}
 		})
+	}
+}
+
+func TestParseCommandLine(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    []string
+		timeout time.Duration
+		wantErr string // substring of what is written to errOut
+	}{
+		{[]string{"stunc", "h"}, []string{"stunc", "h"}, 3 * time.Second, ""},
+		{[]string{"stunc", "h", "9"}, []string{"stunc", "h", "9"}, 3 * time.Second, ""},
+		{[]string{"stunc", "-timeout", "250ms", "h"}, []string{"stunc", "h"}, 250 * time.Millisecond, ""},
+		{[]string{"stunc", "-timeout=0", "h"}, nil, 0, "must be positive"},
+		{[]string{"stunc", "-timeout=-1s", "h"}, nil, 0, "must be positive"},
+		{[]string{"stunc"}, nil, 0, "usage: stunc <hostname> [port]"},
+		{[]string{"stunc", "a", "b", "c"}, nil, 0, "-timeout duration"},
+		{[]string{"stunc", "-bogus", "h"}, nil, 0, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		var out strings.Builder
+		got, timeout, err := parseCommandLine(tt.args, &out)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(out.String(), tt.wantErr) {
+				t.Errorf("%q: err %v, output %q; want output containing %q", tt.args, err, out.String(), tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tt.want) || timeout != tt.timeout {
+			t.Errorf("%q = %q, %v, %v; want %q, %v", tt.args, got, timeout, err, tt.want, tt.timeout)
+		}
 	}
 }

@@ -22,7 +22,32 @@ const (
 	// maxQueried bounds the set of names seen in ?q= queries; the set is
 	// emptied when it grows past this.
 	maxQueried = 500
+	// MaxQueryLen is the longest name accepted in ?q=: the longest DNS
+	// name in presentation form, plus an optional trailing dot. Together
+	// with maxQueried it bounds the memory the set of queried names pins
+	// to about 127 KB, however many requests arrive.
+	// See docs/compat.md#bootstrap-dns-query.
+	MaxQueryLen = 254
 )
+
+// validQuery reports whether q could be a DNS host name: at most
+// MaxQueryLen bytes of letters, digits, '-', '_' and '.'. Anything else is
+// refused with 400 and never stored.
+func validQuery(q string) bool {
+	if len(q) > MaxQueryLen {
+		return false
+	}
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // A Resolver looks up host addresses and TXT records. *net.Resolver
 // satisfies it; tests supply fakes so no real DNS is used.
@@ -53,6 +78,7 @@ type Server struct {
 	// Counters, published by the caller through Vars.
 	requests, publishedHits, publishedMisses        expvar.Int
 	unpublishedHits, unpublishedMisses, percentMiss expvar.Int
+	badQueries                                      expvar.Int // ?q= refused with 400
 
 	mu              sync.Mutex
 	publishedJSON   []byte                  // guarded by mu; nil until the first refresh
@@ -196,9 +222,14 @@ func toStrings(m map[string][]netip.Addr) map[string][]string {
 // Connection: close; the caller adds the browser security headers.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Connection", "close")
 	q := r.URL.Query().Get("q")
+	if !validQuery(q) {
+		s.badQueries.Add(1)
+		http.Error(w, "bad query: q must be a DNS name of at most 254 bytes", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
 
 	s.mu.Lock()
 	if q != "" {
@@ -283,5 +314,6 @@ func (s *Server) Vars() map[string]expvar.Var {
 		"counter_bootstrap_dns_unpublished_misses":         &s.unpublishedMisses,
 		"counter_bootstrap_dns_unpublished_percent_misses": &s.percentMiss,
 		"counter_bootstrap_dns_queried_domains":            expvar.Func(func() any { return s.QueriedDomains() }),
+		"counter_bootstrap_dns_bad_queries":                &s.badQueries,
 	}
 }

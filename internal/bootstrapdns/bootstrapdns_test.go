@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -200,7 +201,7 @@ func TestInRolloutEdges(t *testing.T) {
 func TestQueriedBounded(t *testing.T) {
 	s := New("", "", &fakeResolver{}, nil)
 	for i := range maxQueried + 1 {
-		get(t, s, "/bootstrap-dns?q=n"+string(rune('a'+i%26))+strings.Repeat("x", i), "")
+		get(t, s, "/bootstrap-dns?q=n"+string(rune('a'+i%26))+strings.Repeat("x", i%200), "")
 	}
 	if got := s.QueriedDomains(); got != 0 {
 		t.Errorf("queried = %d after overflow, want 0", got)
@@ -219,3 +220,80 @@ func TestRunStops(t *testing.T) {
 }
 
 var _ http.Handler = (*Server)(nil)
+
+// TestQueryRefused is the regression test for unbounded ?q= names: a name
+// longer than a DNS name, or with bytes no host name has, gets 400, is
+// counted and is not remembered.
+func TestQueryRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		q    string
+		want int
+	}{
+		{"max length", strings.Repeat("a", MaxQueryLen), http.StatusOK},
+		{"one too long", strings.Repeat("a", MaxQueryLen+1), http.StatusBadRequest},
+		{"one MiB", strings.Repeat("a", 1<<20), http.StatusBadRequest},
+		{"space", "a%20b", http.StatusBadRequest},
+		{"NUL", "a%00b", http.StatusBadRequest},
+		{"non-ASCII", "%C3%A9.example", http.StatusBadRequest},
+		{"ordinary", "derp1.example.com.", http.StatusOK},
+		{"empty", "", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New("", "", &fakeResolver{}, nil)
+			req := httptest.NewRequest("GET", "/bootstrap-dns?q="+tt.q, nil)
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status = %d, want %d", rec.Code, tt.want)
+			}
+			bad := tt.want == http.StatusBadRequest
+			if got := counter(s, "counter_bootstrap_dns_bad_queries"); got != map[bool]int64{true: 1}[bad] {
+				t.Errorf("bad_queries = %d", got)
+			}
+			if bad && s.QueriedDomains() != 0 {
+				t.Errorf("refused name was remembered")
+			}
+		})
+	}
+}
+
+// FuzzQuery checks that whatever ?q= holds, the handler answers 200 or
+// 400, never remembers a name longer than MaxQueryLen, and keeps the set of
+// names bounded.
+func FuzzQuery(f *testing.F) {
+	f.Add("derp.example.com")
+	f.Add(strings.Repeat("x", 300))
+	f.Add("a b\x00")
+	s := New("", "a.example", &fakeResolver{addrs: map[string][]string{"a.example": {"192.0.2.1"}}}, nil)
+	s.Refresh(context.Background())
+	f.Fuzz(func(t *testing.T, q string) {
+		req := httptest.NewRequest("GET", "/bootstrap-dns", nil)
+		req.URL.RawQuery = "q=" + url.QueryEscape(q)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusOK:
+			if !validQuery(q) {
+				t.Fatalf("accepted invalid %q", q)
+			}
+		case http.StatusBadRequest:
+			if validQuery(q) {
+				t.Fatalf("refused valid %q", q)
+			}
+		default:
+			t.Fatalf("status %d", rec.Code)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.queried) > maxQueried {
+			t.Fatalf("%d names remembered", len(s.queried))
+		}
+		for n := range s.queried {
+			if len(n) > MaxQueryLen {
+				t.Fatalf("remembered %d-byte name", len(n))
+			}
+		}
+	})
+}

@@ -3,14 +3,12 @@ package certs
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"regexp"
-	"strings"
 
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
@@ -19,8 +17,13 @@ import (
 // Modes accepted by New.
 const (
 	ModeLetsEncrypt = "letsencrypt"
+	ModeGCP         = "gcp"
 	ModeManual      = "manual"
 )
+
+// GCPDirectory is the ACME directory of Google Trust Services, used by
+// ModeGCP unless Config.DirectoryURL names another.
+const GCPDirectory = "https://dv.acme-v02.api.pki.goog/directory"
 
 // tailscaleHostname is the default -hostname; with it, ACME may issue for
 // any of Tailscale's derpN names.
@@ -30,16 +33,36 @@ var tailscaleDERPName = regexp.MustCompile(`^derp([^.]*)\.tailscale\.com\.?$`)
 
 // Config selects and configures a certificate provider.
 type Config struct {
-	Mode     string // ModeLetsEncrypt or ModeManual
+	Mode     string // ModeLetsEncrypt, ModeGCP or ModeManual
 	Dir      string // ACME cache, or directory of <hostname>.crt/.key
-	Hostname string // the name certificates are for
+	Hostname string // the name certificates are for; may be an IP
 
 	// DirectoryURL is the ACME directory; empty means Let's Encrypt
-	// production.
+	// production (ModeLetsEncrypt) or GCPDirectory (ModeGCP).
 	DirectoryURL string
 	// ACMEHTTPClient, if non-nil, is used to talk to the ACME CA (tests
 	// use it to trust a private CA).
 	ACMEHTTPClient *http.Client
+
+	// Email is the ACME account contact; required by ModeGCP.
+	Email string
+	// EABKeyID and EABKey (base64) bind the ACME account to an account
+	// at the CA; both are required by ModeGCP.
+	EABKeyID, EABKey string
+
+	// IPCerts, with ModeLetsEncrypt, serves certificates for the IP
+	// address each connection arrived on (-acme-ip-certs).
+	IPCerts bool
+
+	// Logf receives notices such as the DERP map entry of a pinned
+	// certificate; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
 }
 
 // Provider hands out certificates for the main TLS listener.
@@ -52,18 +75,60 @@ type Provider interface {
 	HTTPHandler(fallback http.Handler) http.Handler
 }
 
-// New returns the provider for cfg.Mode.
+// New returns the provider for cfg.Mode. Its errors are configuration
+// errors, worded after the flags of derper.
 func New(cfg Config) (Provider, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("missing required --certdir flag")
 	}
+	if cfg.IPCerts && cfg.Mode != ModeLetsEncrypt {
+		return nil, errors.New("--acme-ip-certs requires --certmode=letsencrypt")
+	}
+	_, ipErr := netip.ParseAddr(cfg.Hostname)
+	isIP := ipErr == nil
 	switch cfg.Mode {
 	case ModeLetsEncrypt:
-		return newACME(cfg), nil
+		if isIP && !cfg.IPCerts {
+			return nil, errors.New("--hostname is an IP address; use --certmode=manual for a self-signed cert, or set --acme-ip-certs to get LetsEncrypt IP address certs")
+		}
+		if cfg.IPCerts {
+			return newIPCertProvider(cfg, isIP)
+		}
+		return newACME(cfg, nil)
+	case ModeGCP:
+		if cfg.EABKeyID == "" || cfg.EABKey == "" {
+			return nil, errors.New("--certmode=gcp requires --acme-eab-kid and --acme-eab-key flags")
+		}
+		if cfg.Email == "" {
+			return nil, errors.New("--certmode=gcp requires --acme-email flag")
+		}
+		if isIP {
+			return nil, errors.New("--certmode=gcp requires --hostname to be a DNS name, not an IP address")
+		}
+		key, err := decodeEABKey(cfg.EABKey)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.DirectoryURL == "" || cfg.DirectoryURL == autocert.DefaultACMEDirectory {
+			cfg.DirectoryURL = GCPDirectory
+		}
+		return newACME(cfg, &acme.ExternalAccountBinding{KID: cfg.EABKeyID, Key: key})
 	case ModeManual:
-		return newManual(cfg.Dir, cfg.Hostname)
+		return newManual(&cfg)
 	}
 	return nil, fmt.Errorf("unsupport cert mode: %q", cfg.Mode)
+}
+
+// decodeEABKey accepts the HMAC key in URL-safe unpadded base64, as CAs
+// hand it out, or in standard padded base64.
+func decodeEABKey(s string) ([]byte, error) {
+	if b, err := base64.RawURLEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return nil, errors.New("invalid base64 encoding for EAB key")
 }
 
 // acmeProvider gets certificates from an ACME CA through autocert.
@@ -71,11 +136,13 @@ type acmeProvider struct {
 	m *autocert.Manager
 }
 
-func newACME(cfg Config) *acmeProvider {
+func newACME(cfg Config, eab *acme.ExternalAccountBinding) (*acmeProvider, error) {
 	m := &autocert.Manager{
-		Prompt: autocert.AcceptTOS,
-		Cache:  autocert.DirCache(cfg.Dir),
-		Client: &acme.Client{DirectoryURL: cfg.DirectoryURL, HTTPClient: cfg.ACMEHTTPClient},
+		Prompt:                 autocert.AcceptTOS,
+		Cache:                  autocert.DirCache(cfg.Dir),
+		Client:                 &acme.Client{DirectoryURL: cfg.DirectoryURL, HTTPClient: cfg.ACMEHTTPClient},
+		Email:                  cfg.Email,
+		ExternalAccountBinding: eab,
 	}
 	if cfg.Hostname == tailscaleHostname {
 		m.HostPolicy = func(_ context.Context, host string) error {
@@ -84,14 +151,16 @@ func newACME(cfg Config) *acmeProvider {
 			}
 			return fmt.Errorf("certs: host %q not allowed", host)
 		}
-		m.Email = "security@tailscale.com"
+		if m.Email == "" {
+			m.Email = "security@tailscale.com"
+		}
 	} else {
 		m.HostPolicy = autocert.HostWhitelist(cfg.Hostname)
 	}
 	if m.Client.DirectoryURL == "" {
 		m.Client.DirectoryURL = autocert.DefaultACMEDirectory
 	}
-	return &acmeProvider{m: m}
+	return &acmeProvider{m: m}, nil
 }
 
 func (p *acmeProvider) TLSConfig() *tls.Config {
@@ -103,69 +172,3 @@ func (p *acmeProvider) TLSConfig() *tls.Config {
 func (p *acmeProvider) HTTPHandler(fallback http.Handler) http.Handler {
 	return p.m.HTTPHandler(fallback)
 }
-
-// manualProvider serves one certificate loaded from disk at startup.
-type manualProvider struct {
-	hostname string
-	cert     *tls.Certificate
-}
-
-// manualFileName keeps only characters safe in a file name.
-func manualFileName(hostname string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
-			return r
-		}
-		return -1
-	}, hostname)
-}
-
-// ManualFiles returns the certificate and key file names that manual mode
-// reads for hostname: <dir>/<name>.crt and <dir>/<name>.key, where name is
-// hostname without characters outside [A-Za-z0-9.-].
-func ManualFiles(dir, hostname string) (crt, key string) {
-	name := manualFileName(hostname)
-	return filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-}
-
-func newManual(dir, hostname string) (*manualProvider, error) {
-	crt, keyFile := ManualFiles(dir, hostname)
-	cert, err := tls.LoadX509KeyPair(crt, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("certs: loading %s: %w", crt, err)
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return nil, fmt.Errorf("certs: parsing %s: %w", crt, err)
-	}
-	if err := leaf.VerifyHostname(hostname); err != nil {
-		return nil, fmt.Errorf("certs: %s: %w", crt, err)
-	}
-	cert.Leaf = leaf
-	return &manualProvider{hostname: hostname, cert: &cert}, nil
-}
-
-func (p *manualProvider) TLSConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		NextProtos:     []string{"http/1.1"},
-		GetCertificate: p.getCertificate,
-	}
-}
-
-func (p *manualProvider) getCertificate(hi *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if hi.ServerName != p.hostname {
-		// Clients send no SNI for an IP literal; when the configured
-		// host name is an IP, that is the expected case.
-		// See docs/compat.md#derper-manual-ip-sni.
-		if _, err := netip.ParseAddr(p.hostname); err != nil || hi.ServerName != "" {
-			return nil, errors.New("cert mismatch with hostname")
-		}
-	}
-	// A shallow copy, so appending the meta certificate to one
-	// handshake's chain never touches the shared one.
-	c := *p.cert
-	return &c, nil
-}
-
-func (p *manualProvider) HTTPHandler(fallback http.Handler) http.Handler { return fallback }

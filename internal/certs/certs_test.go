@@ -21,9 +21,9 @@ import (
 	"github.com/openderp/openderp/derphttp"
 )
 
-// writeSelfSigned writes <dir>/<file>.crt and .key for a certificate
+// writeTestCert writes <dir>/<file>.crt and .key for a certificate
 // valid for names (DNS names or IP literals) and returns its DER.
-func writeSelfSigned(t *testing.T, dir, file string, names ...string) []byte {
+func writeTestCert(t *testing.T, dir, file string, names ...string) []byte {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -68,7 +68,7 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(Config{Mode: ModeManual, Dir: dir, Hostname: "derp.example"}); err == nil {
 		t.Error("missing files: no error")
 	}
-	writeSelfSigned(t, dir, "derp.example", "other.example")
+	writeTestCert(t, dir, "derp.example", "other.example")
 	if _, err := New(Config{Mode: ModeManual, Dir: dir, Hostname: "derp.example"}); err == nil || !strings.Contains(err.Error(), "other.example") {
 		t.Errorf("wrong name: %v", err)
 	}
@@ -84,8 +84,8 @@ func TestManualFileName(t *testing.T) {
 
 func TestManualSNI(t *testing.T) {
 	dir := t.TempDir()
-	writeSelfSigned(t, dir, "derp.example", "derp.example")
-	writeSelfSigned(t, dir, "127.0.0.1", "127.0.0.1")
+	writeTestCert(t, dir, "derp.example", "derp.example")
+	writeTestCert(t, dir, "127.0.0.1", "127.0.0.1")
 	tests := []struct {
 		hostname, sni string
 		ok            bool
@@ -96,7 +96,7 @@ func TestManualSNI(t *testing.T) {
 		{"derp.example", "x.example", false},
 		{"127.0.0.1", "", true},
 		{"127.0.0.1", "127.0.0.1", true},
-		{"127.0.0.1", "x.example", false},
+		{"127.0.0.1", "x.example", true}, // no SNI check for an IP host name
 	}
 	for _, tt := range tests {
 		p, err := New(Config{Mode: ModeManual, Dir: dir, Hostname: tt.hostname})
@@ -115,8 +115,8 @@ func TestManualSNI(t *testing.T) {
 
 func TestManualHandshakeWithMetaCert(t *testing.T) {
 	dir := t.TempDir()
-	der := writeSelfSigned(t, dir, "derp.example", "derp.example")
-	meta := writeSelfSigned(t, t.TempDir(), "meta", "derpkey0123")
+	der := writeTestCert(t, dir, "derp.example", "derp.example")
+	meta := writeTestCert(t, t.TempDir(), "meta", "derpkey0123")
 	p, err := New(Config{Mode: ModeManual, Dir: dir, Hostname: "derp.example"})
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestManualHandshakeWithMetaCert(t *testing.T) {
 }
 
 func TestTailscaleHostPolicy(t *testing.T) {
-	p := newACME(Config{Mode: ModeLetsEncrypt, Dir: t.TempDir(), Hostname: tailscaleHostname})
+	p, _ := newACME(Config{Mode: ModeLetsEncrypt, Dir: t.TempDir(), Hostname: tailscaleHostname}, nil)
 	for host, ok := range map[string]bool{"derp1b.tailscale.com": true, "derp-nyc.tailscale.com": true, "derp.tailscale.com": true, "derp02.bar.tailscale.com": false, "evil.com": false} {
 		if err := p.m.HostPolicy(t.Context(), host); (err == nil) != ok {
 			t.Errorf("%s: %v", host, err)
@@ -165,7 +165,7 @@ func TestTailscaleHostPolicy(t *testing.T) {
 	if p.m.Email != "security@tailscale.com" {
 		t.Errorf("email %q", p.m.Email)
 	}
-	q := newACME(Config{Mode: ModeLetsEncrypt, Dir: t.TempDir(), Hostname: "derp.example"})
+	q, _ := newACME(Config{Mode: ModeLetsEncrypt, Dir: t.TempDir(), Hostname: "derp.example"}, nil)
 	if q.m.HostPolicy(t.Context(), "derp.example") != nil || q.m.HostPolicy(t.Context(), "derp1.tailscale.com") == nil {
 		t.Error("whitelist policy wrong")
 	}

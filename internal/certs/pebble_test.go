@@ -24,7 +24,7 @@ func TestACMEWithPebble(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := p.TLSConfig()
-	meta := writeSelfSigned(t, t.TempDir(), "meta", "derpkey00")
+	meta := writeTestCert(t, t.TempDir(), "meta", "derpkey00")
 	cfg.GetCertificate = derphttp.GetCertificateWithMetaCert(cfg.GetCertificate, meta)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {

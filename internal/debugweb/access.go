@@ -1,6 +1,7 @@
 package debugweb
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,14 +21,45 @@ var (
 type Env struct {
 	DebugKeyPath string // TS_DEBUG_KEY_PATH: file holding the debug key
 	AllowIP      string // TS_ALLOW_DEBUG_IP: one extra allowed remote IP, compared textually
+
+	// TrustedCIDRs (TS_DEBUG_TRUSTED_CIDRS) are further allowed remote
+	// networks; see ParseTrustedCIDRs.
+	TrustedCIDRs []netip.Prefix
 }
 
-// EnvFromOS reads Env from the process environment.
-func EnvFromOS() Env {
+// EnvFromOS reads Env from the process environment. It fails if
+// TS_DEBUG_TRUSTED_CIDRS does not parse, so that a daemon can refuse to
+// start rather than fail on its first debug request as the reference does.
+func EnvFromOS() (Env, error) {
+	cidrs, err := ParseTrustedCIDRs(os.Getenv("TS_DEBUG_TRUSTED_CIDRS"))
+	if err != nil {
+		return Env{}, err
+	}
 	return Env{
 		DebugKeyPath: os.Getenv("TS_DEBUG_KEY_PATH"),
 		AllowIP:      os.Getenv("TS_ALLOW_DEBUG_IP"),
+		TrustedCIDRs: cidrs,
+	}, nil
+}
+
+// ParseTrustedCIDRs parses a comma-separated list of IP prefixes such as
+// "10.0.0.0/8, 192.168.0.0/16". Whitespace around entries is ignored, as
+// are empty entries; prefixes need not be masked. The error names the
+// first bad entry.
+func ParseTrustedCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			return nil, fmt.Errorf("invalid CIDR in TS_DEBUG_TRUSTED_CIDRS: %q: %w", e, err)
+		}
+		out = append(out, p)
 	}
+	return out, nil
 }
 
 // IsTailscaleIP reports whether ip is in Tailscale's CGNAT range (minus
@@ -60,7 +92,15 @@ func (e Env) Allowed(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	return ip.IsLoopback() || IsTailscaleIP(ip)
+	if ip.IsLoopback() || IsTailscaleIP(ip) {
+		return true
+	}
+	for _, p := range e.TrustedCIDRs {
+		if p.Contains(ip) || p.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e Env) keyMatches(r *http.Request) bool {

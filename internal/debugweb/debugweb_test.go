@@ -15,6 +15,7 @@ func TestAllowed(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte("  s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	trusted := Env{TrustedCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::1/64")}}
 	tests := []struct {
 		name   string
 		env    Env
@@ -44,6 +45,11 @@ func TestAllowed(t *testing.T) {
 		{"empty debug key", Env{DebugKeyPath: keyFile}, "GET", "/debug/?debugkey=", "203.0.113.9:1", "", false},
 		{"missing key file", Env{DebugKeyPath: keyFile + "x"}, "GET", "/debug/?debugkey=s3cret", "203.0.113.9:1", "", false},
 		{"garbage remote", Env{}, "GET", "/debug/", "garbage", "", false},
+		{"trusted cidr", trusted, "GET", "/debug/", "10.1.2.3:1", "", true},
+		{"trusted cidr v6", trusted, "GET", "/debug/", "[2001:db8::5]:1", "", true},
+		{"trusted cidr mapped", trusted, "GET", "/debug/", "[::ffff:10.1.2.3]:1", "", true},
+		{"outside trusted cidr", trusted, "GET", "/debug/", "11.1.2.3:1", "", false},
+		{"trusted cidr behind proxy", trusted, "GET", "/debug/", "10.1.2.3:1", "x", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,4 +123,78 @@ func TestPages(t *testing.T) {
 	if rec := serve(mux, "/debug", "127.0.0.1:1"); rec.Code/100 != 3 || rec.Header().Get("Location") != "/debug/" {
 		t.Errorf("/debug: %d, want redirect", rec.Code)
 	}
+}
+
+func TestParseTrustedCIDRs(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // prefixes joined by " ", or "error"
+	}{
+		{"", ""},
+		{" , ,", ""},
+		{"10.0.0.0/8", "10.0.0.0/8"},
+		{" 10.0.0.0/8 ,192.168.1.7/16,, fd00::/8 ", "10.0.0.0/8 192.168.1.7/16 fd00::/8"},
+		{"10.0.0.0", "error"},
+		{"10.0.0.0/8,nonsense", "error"},
+		{"10.0.0.0/33", "error"},
+	}
+	for _, tt := range tests {
+		ps, err := ParseTrustedCIDRs(tt.in)
+		var got string
+		if err != nil {
+			got = "error"
+			if !strings.Contains(err.Error(), "invalid CIDR in TS_DEBUG_TRUSTED_CIDRS") {
+				t.Errorf("%q: error %q lacks the variable name", tt.in, err)
+			}
+		} else {
+			var parts []string
+			for _, p := range ps {
+				parts = append(parts, p.String())
+			}
+			got = strings.Join(parts, " ")
+		}
+		if got != tt.want {
+			t.Errorf("ParseTrustedCIDRs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestEnvFromOSTrustedCIDRs(t *testing.T) {
+	t.Setenv("TS_DEBUG_TRUSTED_CIDRS", "10.0.0.0/8")
+	e, err := EnvFromOS()
+	if err != nil || len(e.TrustedCIDRs) != 1 {
+		t.Errorf("EnvFromOS = %+v, %v", e, err)
+	}
+	t.Setenv("TS_DEBUG_TRUSTED_CIDRS", "10.0.0.0/8,bad")
+	if _, err := EnvFromOS(); err == nil {
+		t.Error("bad TS_DEBUG_TRUSTED_CIDRS accepted")
+	}
+}
+
+// FuzzParseTrustedCIDRs checks that every accepted list yields only valid
+// prefixes, one per non-blank entry, and that parsing never panics.
+func FuzzParseTrustedCIDRs(f *testing.F) {
+	for _, s := range []string{"", "10.0.0.0/8", " 1.2.3.4/32 , ::/0", "x", ",,", "1.2.3.4/99"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := ParseTrustedCIDRs(s)
+		if err != nil {
+			return
+		}
+		n := 0
+		for _, e := range strings.Split(s, ",") {
+			if strings.TrimSpace(e) != "" {
+				n++
+			}
+		}
+		if len(ps) != n {
+			t.Fatalf("%d prefixes from %d entries", len(ps), n)
+		}
+		for _, p := range ps {
+			if !p.IsValid() {
+				t.Fatalf("invalid prefix %v", p)
+			}
+		}
+	})
 }

@@ -76,11 +76,26 @@ func Sanitize(s string) string {
 	return out
 }
 
-// WriteExpvar writes every published expvar variable to w.
+// A PrometheusWriter is a variable that renders itself, such as
+// *derp.DropCounters with its two labels.
+type PrometheusWriter interface {
+	WritePrometheus(w io.Writer, name string) error
+}
+
+// WriteExpvar writes every published expvar variable to w. A child of a
+// set whose metric name equals a top-level variable's is left out, so
+// that a name is never written twice: derp's unlabelled packets_dropped
+// gives way to the labelled top-level derp_packets_dropped, as in the
+// reference since v1.80.
 func WriteExpvar(w io.Writer) error {
 	bw := bufio.NewWriter(w)
+	top := map[string]bool{}
 	expvar.Do(func(kv expvar.KeyValue) {
-		writeVar(bw, kv.Key, kv.Value)
+		_, name := splitType(kv.Key)
+		top[Sanitize(name)] = true
+	})
+	expvar.Do(func(kv expvar.KeyValue) {
+		writeVarSkipping(bw, kv.Key, kv.Value, top)
 	})
 	return bw.Flush()
 }
@@ -93,6 +108,10 @@ func WriteVar(w io.Writer, name string, v expvar.Var) error {
 }
 
 func writeVar(w *bufio.Writer, key string, v expvar.Var) {
+	writeVarSkipping(w, key, v, nil)
+}
+
+func writeVarSkipping(w *bufio.Writer, key string, v expvar.Var, skip map[string]bool) {
 	typ, name := splitType(key)
 	label := ""
 	if rest, ok := strings.CutPrefix(name, "labelmap_"); ok {
@@ -102,6 +121,8 @@ func writeVar(w *bufio.Writer, key string, v expvar.Var) {
 	}
 	name = Sanitize(name)
 	switch v := v.(type) {
+	case PrometheusWriter:
+		v.WritePrometheus(w, name)
 	case *LabelMap:
 		l := v.Label
 		if l == "" {
@@ -113,7 +134,7 @@ func writeVar(w *bufio.Writer, key string, v expvar.Var) {
 			writeLabelMap(w, name, typ, label, v)
 			return
 		}
-		writeSet(w, name, v)
+		writeSet(w, name, v, skip)
 	case expvar.Func:
 		writeFunc(w, key, name, typ, v.Value(), true)
 	default:
@@ -121,11 +142,15 @@ func writeVar(w *bufio.Writer, key string, v expvar.Var) {
 	}
 }
 
-// writeSet renders the children of a set under prefix.
-func writeSet(w *bufio.Writer, prefix string, m *expvar.Map) {
+// writeSet renders the children of a set under prefix, except those
+// whose names are in skip.
+func writeSet(w *bufio.Writer, prefix string, m *expvar.Map, skip map[string]bool) {
 	m.Do(func(kv expvar.KeyValue) {
 		typ, child := splitType(kv.Key)
 		name := Sanitize(prefix + "_" + child)
+		if skip[name] {
+			return
+		}
 		switch v := kv.Value.(type) {
 		case *LabelMap:
 			writeLabelMap(w, name, typ, v.Label, &v.Map)

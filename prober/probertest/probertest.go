@@ -46,6 +46,18 @@ type CA struct {
 // NewCA returns a new CA valid from an hour ago for 30 days.
 func NewCA(tb testing.TB) *CA {
 	tb.Helper()
+	return newCA(tb, pkix.Name{CommonName: "probertest CA"})
+}
+
+// NewLetsEncryptStyleCA returns a CA named like Let's Encrypt's current
+// intermediates (organization "Let's Encrypt"), whose leaves, as theirs
+// now do, name no OCSP responder unless asked to.
+func NewLetsEncryptStyleCA(tb testing.TB) *CA {
+	tb.Helper()
+	return newCA(tb, pkix.Name{Organization: []string{"Let's Encrypt"}, Country: []string{"US"}, CommonName: "R13"})
+}
+
+func newCA(tb testing.TB, subject pkix.Name) *CA {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		tb.Fatal(err)
@@ -53,12 +65,12 @@ func NewCA(tb testing.TB) *CA {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "probertest CA"},
+		Subject:               subject,
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(30 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
@@ -83,6 +95,7 @@ func (ca *CA) TLSConfig() *tls.Config { return &tls.Config{RootCAs: ca.Pool} }
 type LeafOpts struct {
 	NotBefore, NotAfter time.Time
 	OCSPServer          string // responder URL; none if empty
+	CRLURL              string // CRL distribution point; none if empty
 }
 
 // Leaf returns a certificate for HostName and 127.0.0.1 signed by the CA.
@@ -112,6 +125,9 @@ func (ca *CA) Leaf(tb testing.TB, o LeafOpts) tls.Certificate {
 	if o.OCSPServer != "" {
 		tmpl.OCSPServer = []string{o.OCSPServer}
 	}
+	if o.CRLURL != "" {
+		tmpl.CRLDistributionPoints = []string{o.CRLURL}
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &k.PublicKey, ca.Key)
 	if err != nil {
 		tb.Fatal(err)
@@ -123,12 +139,82 @@ func (ca *CA) Leaf(tb testing.TB, o LeafOpts) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: leaf}
 }
 
+// CRL returns a DER certificate revocation list signed by the CA that
+// revokes the given serial numbers (reason: key compromise), valid for
+// an hour.
+func (ca *CA) CRL(tb testing.TB, revoked ...*big.Int) []byte {
+	tb.Helper()
+	der, err := ca.makeCRL(revoked...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return der
+}
+
+func (ca *CA) makeCRL(revoked ...*big.Int) ([]byte, error) {
+	now := time.Now()
+	tmpl := &x509.RevocationList{
+		Number:     big.NewInt(now.UnixNano()),
+		ThisUpdate: now.Add(-time.Minute),
+		NextUpdate: now.Add(time.Hour),
+	}
+	for _, sn := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
+			SerialNumber:   sn,
+			RevocationTime: now.Add(-time.Minute),
+			ReasonCode:     1, // keyCompromise
+		})
+	}
+	return x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+}
+
+// CRLServer serves a CA's CRL over HTTP on loopback.
+type CRLServer struct {
+	URL  string       // of the CRL, for LeafOpts.CRLURL
+	Hits atomic.Int64 // requests answered
+
+	mu      sync.Mutex
+	revoked []*big.Int // guarded by mu
+}
+
+// ServeCRL starts serving the CA's CRL, at first revoking nothing; the
+// test's cleanup stops it.
+func (ca *CA) ServeCRL(tb testing.TB) *CRLServer {
+	tb.Helper()
+	cs := new(CRLServer)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cs.Hits.Add(1)
+		cs.mu.Lock()
+		der, err := ca.makeCRL(cs.revoked...)
+		cs.mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(der)
+	}))
+	tb.Cleanup(srv.Close)
+	cs.URL = srv.URL + "/ca.crl"
+	return cs
+}
+
+// Revoke adds a certificate to the CRL served from now on.
+func (cs *CRLServer) Revoke(cert *x509.Certificate) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.revoked = append(cs.revoked, cert.SerialNumber)
+}
+
 // NodeOpts configure StartNode.
 type NodeOpts struct {
 	CA         *CA              // required
 	Leaf       *tls.Certificate // default: a valid leaf from CA
 	NoMetaCert bool             // leave the DERP meta certificate out of the chain
 	MeshKey    string           // mesh key of the server, if any
+	// VerifyClients admits only mesh peers: other clients are checked
+	// against a tailscaled that is not there, and refused.
+	VerifyClients bool
 }
 
 // Node is a DERP server behind HTTPS on 127.0.0.1 with a STUN server.
@@ -171,6 +257,10 @@ func StartNode(tb testing.TB, o NodeOpts) *Node {
 	s := derp.NewServer(key.NewNode(), logf)
 	if o.MeshKey != "" {
 		s.SetMeshKey(o.MeshKey)
+	}
+	if o.VerifyClients {
+		s.SetVerifyClient(true)
+		s.SetTailscaledSocket(filepath.Join(tb.TempDir(), "no-tailscaled.sock"))
 	}
 	cert := leaf
 	if !o.NoMetaCert {

@@ -28,6 +28,16 @@ const (
 	DispositionSuccess    = "success"
 	FamilyIPv4            = "ipv4"
 	FamilyIPv6            = "ipv6"
+
+	// MetricNoLocalAddr counts datagrams received with destination
+	// reporting on whose local address could not be read; their replies
+	// leave from the address the kernel picks.
+	MetricNoLocalAddr = "counter_no_local_addr"
+
+	// MetricAmplificationLimited counts valid requests left unanswered
+	// because their source had spent its amplification budget (an
+	// openderp addition; see docs/security.md#stun-amplification).
+	MetricAmplificationLimited = "counter_amplification_limited"
 )
 
 // Metrics is a snapshot of a Server's counters.
@@ -38,6 +48,8 @@ type Metrics struct {
 	Success     uint64 // responses sent
 	IPv4        uint64 // valid requests from IPv4 senders (IPv4-mapped included)
 	IPv6        uint64 // valid requests from IPv6 senders
+	NoLocalAddr uint64 // datagrams whose destination address was not reported
+	AmpLimited  uint64 // valid requests refused by the amplification limit
 }
 
 // Requests returns the number of datagrams seen plus failed reads: the sum
@@ -55,6 +67,8 @@ type counters struct {
 	success     atomic.Uint64
 	ipv4        atomic.Uint64
 	ipv6        atomic.Uint64
+	noLocalAddr atomic.Uint64
+	ampLimited  atomic.Uint64
 }
 
 // Metrics returns the current counts. Counts accumulate over every Serve
@@ -68,6 +82,8 @@ func (s *Server) Metrics() Metrics {
 		Success:     c.success.Load(),
 		IPv4:        c.ipv4.Load(),
 		IPv6:        c.ipv6.Load(),
+		NoLocalAddr: c.noLocalAddr.Load(),
+		AmpLimited:  c.ampLimited.Load(),
 	}
 }
 
@@ -75,7 +91,8 @@ func (s *Server) Metrics() Metrics {
 // "stun" set:
 //
 //	{"counter_requests": {"read_error": 0, "not_stun": 0, "write_error": 0, "success": 0},
-//	 "counter_addrfamily": {"ipv4": 0, "ipv6": 0}}
+//	 "counter_addrfamily": {"ipv4": 0, "ipv6": 0},
+//	 "counter_no_local_addr": 0, "counter_amplification_limited": 0}
 //
 // Every key is present from the start. The values are read live; the map
 // is not published anywhere, which is up to the caller.
@@ -92,6 +109,8 @@ func (s *Server) ExpVar() expvar.Var {
 	m := new(expvar.Map)
 	m.Set(MetricRequests, requests)
 	m.Set(MetricAddrFamily, families)
+	m.Set(MetricNoLocalAddr, counterVar(&c.noLocalAddr))
+	m.Set(MetricAmplificationLimited, counterVar(&c.ampLimited))
 	return m
 }
 

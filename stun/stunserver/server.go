@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/openderp/openderp/stun"
@@ -32,6 +33,7 @@ type Server struct {
 	// set once at construction
 	logf    func(format string, args ...any)
 	backoff time.Duration // pause after a read error; tests shorten it
+	amp     *ampLimiter   // bounds response bytes beyond request bytes per source
 
 	counters counters // written by the serving loops
 }
@@ -42,7 +44,15 @@ func New(logf func(format string, args ...any)) *Server {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &Server{logf: logf, backoff: readErrorBackoff}
+	return &Server{logf: logf, backoff: readErrorBackoff, amp: newAmpLimiter(DefaultAmplificationRate, DefaultAmplificationBurst)}
+}
+
+// SetAmplificationLimit sets how many response bytes beyond the request's
+// size each source address (IPv4 address or IPv6 /64) may receive per
+// second, and in one burst. A rate <= 0 turns the limit off. Call it
+// before Serve.
+func (s *Server) SetAmplificationLimit(bytesPerSecond, burst int) {
+	s.amp = newAmpLimiter(bytesPerSecond, burst)
 }
 
 // ListenAndServe listens on the UDP address addr ("host:port"; an empty or
@@ -82,12 +92,44 @@ func (s *Server) Serve(ctx context.Context, conn PacketConn) error {
 		}
 	}()
 
+	// On Linux, learn each datagram's destination so that the reply
+	// leaves from the address the client contacted, even on a host with
+	// several addresses or behind DNAT.
+	mc, _ := conn.(msgConn)
+	if mc != nil && pktinfoSupported {
+		if err := s.enablePktinfo(conn); err != nil {
+			s.logf("STUN server: pktinfo unavailable; responses will use the kernel-chosen source address: %v", err)
+			mc = nil
+		}
+	} else {
+		mc = nil
+	}
+
 	// One buffer each for the loop's lifetime: a datagram is answered
 	// before the next is read, so nothing outlives an iteration.
 	buf := make([]byte, 64<<10)
 	out := make([]byte, 0, stun.HeaderLen+4+4+16)
+	oob := make([]byte, oobSize)
+	replyOOB := make([]byte, 0, oobSize)
 	for {
-		n, src, err := conn.ReadFromUDPAddrPort(buf)
+		var (
+			n     int
+			src   netip.AddrPort
+			err   error
+			local netip.Addr
+		)
+		if mc != nil {
+			var oobn int
+			n, oobn, _, src, err = mc.ReadMsgUDPAddrPort(buf, oob)
+			if err == nil {
+				var ok bool
+				if local, ok = parseLocalAddr(oob[:oobn]); !ok {
+					s.counters.noLocalAddr.Add(1)
+				}
+			}
+		} else {
+			n, src, err = conn.ReadFromUDPAddrPort(buf)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -107,12 +149,34 @@ func (s *Server) Serve(ctx context.Context, conn PacketConn) error {
 		if !ok {
 			continue
 		}
-		if _, err := conn.WriteToUDPAddrPort(out, src); err != nil {
+		if local.IsValid() {
+			replyOOB = appendSourceInfo(replyOOB[:0], local)
+			_, _, err = mc.WriteMsgUDPAddrPort(out, replyOOB, src)
+		} else {
+			_, err = conn.WriteToUDPAddrPort(out, src)
+		}
+		if err != nil {
 			s.counters.writeErrors.Add(1)
 		} else {
 			s.counters.success.Add(1)
 		}
 	}
+}
+
+// enablePktinfo turns on destination-address reporting for conn, which
+// must have a SyscallConn method (as *net.UDPConn has).
+func (s *Server) enablePktinfo(conn PacketConn) error {
+	sc, ok := conn.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return errors.New("connection has no file descriptor")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return enablePktinfo(rc)
 }
 
 // answer appends to dst the response to datagram pkt from src, and
@@ -133,7 +197,12 @@ func (s *Server) answer(dst, pkt []byte, src netip.AddrPort) ([]byte, bool) {
 	} else {
 		s.counters.ipv6.Add(1)
 	}
-	return stun.AppendResponse(dst, tx, netip.AddrPortFrom(ip, src.Port())), true
+	dst = stun.AppendResponse(dst, tx, netip.AddrPortFrom(ip, src.Port()))
+	if !s.amp.allow(ip, len(dst)-len(pkt)) {
+		s.counters.ampLimited.Add(1)
+		return dst[:0], false
+	}
+	return dst, true
 }
 
 // pause waits out the read-error backoff. It reports false if ctx ended

@@ -1,0 +1,3 @@
+module github.com/openderp/openderp/bench/compare/servers/benchserver
+
+go 1.26.0
