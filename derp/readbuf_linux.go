@@ -1,22 +1,30 @@
 package derp
 
 import (
-	"unsafe"
+	"io"
 
 	"golang.org/x/sys/unix"
 )
 
-// canAwaitReadable says whether socketReadable works here.
-const canAwaitReadable = true
+// canReadNonblocking says whether readNonblocking works here.
+const canReadNonblocking = true
 
-// socketReadable reports whether a read of fd would not block: it has
-// data, has reached EOF or has an error pending. Called by the runtime
-// poller through RawConn.Read, which waits and calls again on false. It
-// peeks at one byte without a source address (unix.Recvfrom would
-// allocate one).
-func socketReadable(fd uintptr) bool {
-	var b [1]byte
-	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-	return errno != unix.EAGAIN && errno != unix.EINTR
+// readNonblocking reads from fd, which the runtime poller keeps in
+// non-blocking mode. It returns io.EOF at end of stream and unix.EAGAIN
+// when there is nothing to read yet.
+func readNonblocking(fd int, p []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
+
+func wouldBlock(err error) bool { return err == unix.EAGAIN }

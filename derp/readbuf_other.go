@@ -2,8 +2,14 @@
 
 package derp
 
-// canAwaitReadable says whether socketReadable works here: only on Linux
-// so far; elsewhere the read loop keeps its buffer.
-const canAwaitReadable = false
+import "errors"
 
-func socketReadable(fd uintptr) bool { return true }
+// canReadNonblocking says whether readNonblocking works here: only on
+// Linux so far; elsewhere the read loop keeps its buffer.
+const canReadNonblocking = false
+
+func readNonblocking(fd int, p []byte) (int, error) {
+	return 0, errors.ErrUnsupported
+}
+
+func wouldBlock(err error) bool { return false }
