@@ -65,3 +65,27 @@ func TestConnSnapshots(t *testing.T) {
 		}
 	}
 }
+
+func TestTrafficKeysUniqueSenders(t *testing.T) {
+	s := NewServer(key.NewNode(), t.Logf)
+	defer s.Close()
+	a := pipeClientOpts(t, s, "192.0.2.20:20", ConnOptions{})
+	b := pipeClientOpts(t, s, "192.0.2.21:21", ConnOptions{})
+	if err := a.Send(b.PublicKey(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	recvPacket(t, b)
+	addr := netip.MustParseAddrPort("192.0.2.21:21")
+	next := map[netip.AddrPort][2]int64{addr: {1, 2}, netip.MustParseAddrPort("192.0.2.99:1"): {}}
+	for _, on := range []bool{false, true} {
+		s.env.senderCardinality = on
+		got := s.trafficKeys(next)
+		want := trafficKey{key: b.PublicKey()}
+		if on {
+			want.senders = 1
+		}
+		if len(got) != 1 || got[addr] != want {
+			t.Errorf("cardinality %v: %+v; want %+v", on, got, want)
+		}
+	}
+}

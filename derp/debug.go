@@ -89,14 +89,7 @@ func (s *Server) ServeDebugTraffic(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		next := parseSS(out)
-		s.mu.Lock()
-		keys := make(map[netip.AddrPort]key.NodePublic, len(next))
-		for ap := range next {
-			if k, ok := s.keyOfAddr[ap]; ok {
-				keys[ap] = k
-			}
-		}
-		s.mu.Unlock()
+		keys := s.trafficKeys(next)
 		enc := json.NewEncoder(w)
 		for ap, k := range keys {
 			cur := next[ap]
@@ -104,9 +97,10 @@ func (s *Server) ServeDebugTraffic(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			enc.Encode(struct {
-				Sent, Recv int64
-				Key        key.NodePublic
-			}{cur[0], cur[1], k})
+				Sent, Recv    int64
+				Key           key.NodePublic
+				UniqueSenders int64 `json:",omitempty"`
+			}{cur[0], cur[1], k.key, k.senders})
 		}
 		prev = next
 		fmt.Fprintln(w)
@@ -119,6 +113,32 @@ func (s *Server) ServeDebugTraffic(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(trafficInterval):
 		}
 	}
+}
+
+// trafficKey is the key of a socket and, with TS_DERP_SENDER_CARDINALITY,
+// the number of distinct senders of the key's active connection.
+type trafficKey struct {
+	key     key.NodePublic
+	senders int64
+}
+
+// trafficKeys maps the sockets in next to their clients.
+func (s *Server) trafficKeys(next map[netip.AddrPort][2]int64) map[netip.AddrPort]trafficKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make(map[netip.AddrPort]trafficKey, len(next))
+	for ap := range next {
+		k, ok := s.keyOfAddr[ap]
+		if !ok {
+			continue
+		}
+		tk := trafficKey{key: k}
+		if set := s.clients[k]; set != nil && set.active != nil && s.env.senderCardinality {
+			tk.senders = set.active.stats.senders.Load()
+		}
+		keys[ap] = tk
+	}
+	return keys
 }
 
 // parseSS reads the output of "ss -i -H -t": a line per socket whose fifth

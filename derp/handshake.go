@@ -30,7 +30,7 @@ func (s *Server) serverHandshake(ctx context.Context, nc Conn, brw *bufio.ReadWr
 	nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	clientKey, info, box, err := s.recvClientInfo(brw.Reader)
 	if err != nil {
-		return key.NodePublic{}, nil, nil, fmt.Errorf("receiving client info: %w", err)
+		return key.NodePublic{}, nil, nil, fmt.Errorf("receive client key: %w", err)
 	}
 	if err := s.verifyClient(ctx, clientKey, info, remoteAddr); err != nil {
 		return clientKey, info, nil, err

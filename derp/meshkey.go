@@ -40,11 +40,15 @@ func ParseMeshKey(s string) ([MeshKeyLen]byte, error) {
 // simply not the mesh key: a v1.76.3 server treated it so, where v1.86
 // and later fail the handshake. See docs/compat.md#mesh-key-wire.
 // Any other mk (an old-style key of more digits) is compared as text.
+// The all-zero key is "no key", as in the reference: it matches nothing.
 func meshKeyMatches(mk, client string) bool {
 	if client == "" {
 		return false
 	}
 	if want, err := ParseMeshKey(mk); err == nil && len(mk) == 2*MeshKeyLen {
+		if want == ([MeshKeyLen]byte{}) {
+			return false
+		}
 		got, err := ParseMeshKey(client)
 		if err != nil || len(client) != 2*MeshKeyLen {
 			return false
@@ -55,10 +59,13 @@ func meshKeyMatches(mk, client string) bool {
 }
 
 // wireMeshKey returns the text a client sends for its mesh key k: the
-// lowercase form of a 64-digit hex key, as clients since v1.86 send, and
-// any other text unchanged.
+// lowercase form of a 64-digit hex key, as clients since v1.86 send,
+// nothing for the all-zero key, and any other text unchanged.
 func wireMeshKey(k string) string {
 	if b, err := ParseMeshKey(k); err == nil && len(k) == 2*MeshKeyLen {
+		if b == ([MeshKeyLen]byte{}) {
+			return ""
+		}
 		return hex.EncodeToString(b[:])
 	}
 	return k

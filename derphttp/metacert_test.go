@@ -108,3 +108,21 @@ func TestAppendMetaCert(t *testing.T) {
 		t.Fatalf("nil certificate passed through as %v, %v", c, err)
 	}
 }
+
+// The certificate source hands out the same object on every handshake,
+// as autocert's challenge certificate does; the served chain must not
+// grow (v1.76.3 bug #20352).
+func TestMetaCertChainNeverGrows(t *testing.T) {
+	src := &tls.Certificate{Certificate: [][]byte{[]byte("leaf")}}
+	src.Certificate = append(src.Certificate, []byte("intermediate")) // spare capacity
+	get := derphttp.GetCertificateWithMetaCert(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return src, nil }, []byte("meta"))
+	for i := range 5 {
+		c, err := get(nil)
+		if err != nil || len(c.Certificate) != 3 || string(c.Certificate[2]) != "meta" || c == src {
+			t.Fatalf("handshake %d: chain %q, %v", i, c.Certificate, err)
+		}
+		if len(src.Certificate) != 2 {
+			t.Fatalf("handshake %d changed the source chain to %q", i, src.Certificate)
+		}
+	}
+}

@@ -8,13 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,32 +23,6 @@ import (
 	"tailscale.com/net/netmon"
 	tskey "tailscale.com/types/key"
 )
-
-// The test certificate, made once: the reference's TLS dialer verifies
-// against the system roots only, so TestMain adds it to them through
-// SSL_CERT_FILE before anything loads them.
-var (
-	sharedCert tls.Certificate
-	sharedPool *x509.CertPool
-)
-
-func TestMain(m *testing.M) {
-	var err error
-	sharedCert, sharedPool, err = makeCert()
-	if err != nil {
-		panic(err)
-	}
-	dir, err := os.MkdirTemp("", "interop")
-	if err != nil {
-		panic(err)
-	}
-	f := filepath.Join(dir, "ca.pem")
-	os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: sharedCert.Certificate[0]}), 0o600)
-	os.Setenv("SSL_CERT_FILE", f)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	c := sharedCert

@@ -216,11 +216,11 @@ func TestMeshProbeWithoutMesh(t *testing.T) {
 	p := prober.New().WithOnce(true)
 	defer p.Close()
 	dp, err := prober.DERP(p, "https://example.invalid/", prober.WithFetch(src.fetch),
-		prober.WithTLSConfig(ca.TLSConfig()), prober.WithMeshProbing(time.Second))
+		prober.WithTLSConfig(ca.TLSConfig()), prober.WithMeshProbing(3*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Run("derpmap-probe", time.Second, nil, dp.ProbeMap())
+	p.Run("derpmap-probe", 3*time.Second, nil, dp.ProbeMap())
 	p.Wait()
 	infos := p.ProbeInfo()
 	for _, name := range []string{"derp/x/a/a/mesh", "derp/x/b/b/mesh"} {

@@ -54,7 +54,7 @@ func TestQueuingDelayProbe(t *testing.T) {
 	p := prober.New().WithOnce(true).WithMetricNamespace("derpprobe")
 	defer p.Close()
 	dp, err := prober.DERP(p, "https://example.invalid/", prober.WithFetch(src.fetch),
-		prober.WithTLSConfig(ca.TLSConfig()), prober.WithQueuingDelayProbing(50, 300*time.Millisecond))
+		prober.WithTLSConfig(ca.TLSConfig()), prober.WithQueuingDelayProbing(50, 2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

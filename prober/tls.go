@@ -67,15 +67,14 @@ func (d *DERPProber) nodeTLSConfig(n *derpmap.Node) *tls.Config {
 	if cfg.InsecureSkipVerify {
 		return cfg
 	}
-	if pin, ok := strings.CutPrefix(n.CertName, pinPrefix); ok {
-		sni := n.HostName
+	if strings.HasPrefix(n.CertName, derpmap.CertPinPrefix) {
+		pin, sni := n.CertName, n.HostName
 		if isIPLiteral(sni) {
-			sni = ""
+			sni = "" // none was sent
 		}
-		now := d.p.now
 		cfg.InsecureSkipVerify = true
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return VerifyPin(cs.PeerCertificates, pin, sni, now())
+			return derphttp.VerifyCertPin(cs.PeerCertificates, pin, sni)
 		}
 		return cfg
 	}

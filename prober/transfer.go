@@ -128,7 +128,7 @@ func (d *DERPProber) probeTransfer(ctx context.Context, from, to string, isProbe
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return 0, fmt.Errorf("timeout: %w", ctx.Err())
+			return 0, fmt.Errorf("%s -> %s: timeout: %w", fromc.SelfPublicKey().ShortString(), toc.SelfPublicKey().ShortString(), ctx.Err())
 		case <-t.C:
 		}
 	}

@@ -76,10 +76,12 @@ func measureRelay(ctx context.Context, s *server, c relayCase, d time.Duration) 
 	}
 	p := c.prefix()
 	m := metrics{
-		p + "pps":   res.PacketsPerSec,
-		p + "drop":  res.DropFraction,
-		p + "rtt50": res.RTT.P50,
-		p + "rtt99": res.RTT.P99,
+		p + "pps":  res.PacketsPerSec,
+		p + "drop": res.DropFraction,
+	}
+	if res.RTT.Samples > 0 { // none when every probe took over a second
+		m[p+"rtt50"] = res.RTT.P50
+		m[p+"rtt99"] = res.RTT.P99
 	}
 	if cpu := (cpu1 - cpu0).Seconds(); cpu > 0 {
 		m[p+"ppcpu"] = float64(res.Delivered) / cpu

@@ -29,7 +29,11 @@ func TestSmoke(t *testing.T) {
 		runs: 1, relayDur: 150 * time.Millisecond, rttDur: 100 * time.Millisecond,
 		sizes: []int{100}, pairs: []int{2}, idleSteps: []int{20, 50},
 	}
+	if err := raiseFileLimit(uint64(p.idleSteps[len(p.idleSteps)-1]) + 256); err != nil {
+		t.Fatal(err)
+	}
 	res := measureAll(ctx, p, impls, t.Logf)
+	derive(res)
 	ours := res["openderp"]
 	for _, r := range rows(p) {
 		v := ours[r.key]

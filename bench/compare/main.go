@@ -74,6 +74,7 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	runs := fs.Int("runs", 0, "runs per figure (0: 3, or 1 when quick)")
 	only := fs.String("impls", "", "comma-separated implementations to run (default all): openderp,v1.76.3,v1.104.5")
 	out := fs.String("json", "", "also write every run's raw figures to this file")
+	maxTime := fs.Duration("max", 0, "stop measuring after this long and report the runs done (0: 40m, or 10m when quick)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,6 +84,14 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *runs > 0 {
 		p.runs = min(*runs, 9)
+	}
+	if *maxTime > 0 {
+		p.maxRuntime = *maxTime
+	}
+	if n := p.idleSteps[len(p.idleSteps)-1]; !p.skipIdle {
+		if err := raiseFileLimit(uint64(n) + 256); err != nil {
+			return err
+		}
 	}
 	impls := allImpls()
 	if *only != "" {
@@ -102,6 +111,7 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	res := measureAll(ctx, p, impls, logf)
+	derive(res)
 	if *out != "" {
 		if err := writeJSON(*out, res); err != nil {
 			return err

@@ -47,6 +47,7 @@ func rows(p plan) []row {
 					row{what + ", flat out: delivered", f + "pps", "pkt/s", 0},
 					row{what + ", flat out: drop fraction", f + "drop", "%", 100},
 					row{what + ", flat out: packets per server CPU-s", f + "ppcpu", "pkt/CPU-s", 0},
+					row{what + ", flat out ÷ 32 in flight, delivered", f + "vswin", "×", 0},
 				)
 			}
 		}
@@ -70,6 +71,29 @@ func rows(p plan) []row {
 		}
 	}
 	return rs
+}
+
+// derive adds figures computed from others of the same server and run:
+// flat-out delivery as a fraction of the windowed one.
+func derive(res results) {
+	for _, ms := range res {
+		for k, flat := range ms {
+			pre, ok := strings.CutSuffix(k, ".flat.pps")
+			if !ok {
+				continue
+			}
+			win := ms[pre+".win.pps"]
+			var r []float64
+			for i := range flat {
+				x := math.NaN()
+				if i < len(win) && win[i] > 0 {
+					x = flat[i] / win[i]
+				}
+				r = append(r, x)
+			}
+			ms[pre+".flat.vswin"] = r
+		}
+	}
 }
 
 // stats are the median, min and max of some values.
@@ -123,10 +147,17 @@ func fmtNum(x float64) string {
 	return fmt.Sprintf("%.3f", x)
 }
 
-func fmtStats(s stats, scale float64) string {
+func fmtStats(s stats, scale float64, runs int) string {
 	if s.n == 0 {
 		return "–"
 	}
+	if s.n < runs {
+		return fmtStatsN(s, scale) + fmt.Sprintf(" [%d runs]", s.n)
+	}
+	return fmtStatsN(s, scale)
+}
+
+func fmtStatsN(s stats, scale float64) string {
 	if scale == 0 {
 		scale = 1
 	}
@@ -168,7 +199,7 @@ func printTable(w io.Writer, p plan, res results) {
 	for _, r := range rows(p) {
 		cells := []string{r.label, r.unit}
 		for _, n := range names {
-			cells = append(cells, fmtStats(summarize(res[n][r.key]), r.scale))
+			cells = append(cells, fmtStats(summarize(res[n][r.key]), r.scale, p.runs))
 		}
 		for _, ref := range refs {
 			cells = append(cells, fmtRatio(summarize(ratios(res[ours][r.key], res[ref][r.key]))))

@@ -22,6 +22,7 @@ func addDebugPages(d *debugweb.Debugger, s *derp.Server, hostname string) {
 		fmt.Fprint(w, "derp.Server ConsistencyCheck okay")
 	}))
 	d.Handle("traffic", "Traffic check", http.HandlerFunc(s.ServeDebugTraffic))
+	addClientsPage(d, s)
 	d.Handle("set-mutex-profile-fraction", "SetMutexProfileFraction", http.HandlerFunc(serveSetMutexFraction))
 }
 

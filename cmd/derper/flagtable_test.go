@@ -71,11 +71,6 @@ var goldenFlags = []refFlag{
 // docs/compat.md#derper-internal-flags.
 var absentFlags = []string{"ace", "secrets-cache-dir", "secrets-path-prefix", "secrets-url"}
 
-// pendingFlags belong to the derp/ half of issue 11 (rate limits, app
-// names), which registers them; until that lands they may be missing.
-// Remove this set once they are in flags.go.
-var pendingFlags = map[string]bool{"rate-config": true, "disallow-app-names": true}
-
 var (
 	helpHead    = regexp.MustCompile(`(?m)^  -(\S+)(?: (\w+))?$`)
 	helpDefault = regexp.MustCompile(`\(default (.*)\)\n`)
@@ -112,11 +107,7 @@ func checkHelp(t *testing.T, got map[string][2]string, machine bool) {
 	for _, f := range goldenFlags {
 		g, ok := got[f.name]
 		if !ok {
-			if pendingFlags[f.name] {
-				t.Logf("-%s not registered yet (pending, derp half of issue 11)", f.name)
-			} else {
-				t.Errorf("-%s missing from -h", f.name)
-			}
+			t.Errorf("-%s missing from -h", f.name)
 			continue
 		}
 		want := [2]string{f.typ, f.def}
@@ -201,7 +192,7 @@ Deliberately absent: ` + "`-ace`, `-secrets-url`, `-secrets-path-prefix`, `-secr
 `)
 	for _, f := range goldenFlags {
 		fl := fs.Lookup(f.name)
-		usage := "(registered by the derp half of issue 11; not in this build yet)"
+		usage := "(not registered)"
 		if fl != nil {
 			_, usage = flag.UnquoteUsage(fl)
 		}

@@ -71,3 +71,15 @@ func TestParseAppNames(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseAppNames(f *testing.F) {
+	f.Add("a, b ,,c")
+	f.Add(",")
+	f.Fuzz(func(t *testing.T, list string) {
+		for _, n := range parseAppNames(list) {
+			if n == "" || n != strings.TrimSpace(n) || strings.Contains(n, ",") {
+				t.Fatalf("entry %q from %q", n, list)
+			}
+		}
+	})
+}

@@ -52,7 +52,7 @@ func TestOnceMeshKeyJSON(t *testing.T) {
 			cfg := testConfig(t, mapURL, ca)
 			cfg.once, cfg.jsonOut, cfg.regionCode, cfg.meshPSKFile = true, true, "900", tt.psk
 			cfg.bwInterval, cfg.bwSize = 10*time.Second, 50_000
-			cfg.qdRate, cfg.qdTimeout = 20, time.Second
+			cfg.qdRate, cfg.qdTimeout = 20, 5*time.Second
 			var stdout bytes.Buffer
 			cfg.stdout = &stdout
 			var logs syncBuffer

@@ -36,6 +36,20 @@ type Pebble struct {
 // ends. It skips t in -short mode or when the module cannot be fetched.
 func Start(t *testing.T) *Pebble {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// Options changes how StartWith configures Pebble.
+type Options struct {
+	// EABKeys, if not empty, makes external account binding mandatory
+	// and lists the accepted key IDs with their base64url HMAC keys.
+	EABKeys map[string]string
+}
+
+// StartWith is Start with options. Pebble always offers the "default"
+// profile (90 days) and "shortlived" (6 days).
+func StartWith(t *testing.T, opts Options) *Pebble {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds Pebble; skipped in -short mode")
 	}
@@ -75,8 +89,13 @@ func Start(t *testing.T) *Pebble {
 		"httpPort":                       port(),
 		"tlsPort":                        port(),
 		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
+		"externalAccountBindingRequired": len(opts.EABKeys) > 0,
+		"externalAccountMACKeys":         opts.EABKeys,
+		"profiles": map[string]any{
+			"default":    map[string]any{"description": "default", "validityPeriod": 90 * 24 * 3600},
+			"shortlived": map[string]any{"description": "short-lived", "validityPeriod": 6 * 24 * 3600},
+		},
+		"retryAfter": map[string]int{"authz": 1, "order": 1},
 	}}
 	cfgPath := filepath.Join(t.TempDir(), "pebble.json")
 	b, _ := json.Marshal(cfg)
