@@ -137,7 +137,8 @@ func (r pairLoad) report(b *testing.B) {
 // clients, windowed (32 packets in flight per pair) and flat out. One op
 // is one packet sent. delivered/s and drop-frac compare the two modes:
 // under push-back the flat-out rate stays near the windowed one and
-// little is dropped.
+// little is dropped. DERP_BENCH_PUSHBACK (a duration) overrides
+// Server.PushBackWait, e.g. -1ns for the reference's drop-at-once.
 func BenchmarkRelayPairs(b *testing.B) {
 	for _, pairs := range []int{1, 8} {
 		for _, size := range []int{100, 1280} {
