@@ -268,16 +268,19 @@ func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.Read
 	}
 }
 
-// AcceptBackground is like Accept but returns at once: it serves nc on
-// goroutines of the server's own until the client goes away, breaks the
-// protocol or the server is closed. It suits a front end such as an HTTP
-// handler that would otherwise keep its own, larger goroutine and buffers
-// for the connection's life. Close waits for those goroutines.
+// AcceptBackground is like AcceptWithOptions but returns at once: it
+// serves nc on goroutines of the server's own until the client goes away,
+// breaks the protocol or the server is closed. It suits a front end such
+// as an HTTP handler that would otherwise keep its own, larger goroutine
+// and buffers for the connection's life. Close waits for those
+// goroutines. The handshake sees ctx's values (see WithHandshakeDone) but
+// not its cancellation, which an HTTP server signals as soon as the
+// handler returns.
 //
 // The handshake runs on a goroutine that exits once the client is
 // registered; the connection's reader then starts afresh on a goroutine
 // with a small stack. A panic while serving is logged and closes only nc.
-func (s *Server) AcceptBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
+func (s *Server) AcceptBackground(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
 	s.metrics.accepts.Add(1)
 	if brw.Reader.Size() < MinReaderSize {
 		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
@@ -294,18 +297,27 @@ func (s *Server) AcceptBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr str
 	s.accepting.Add(1)
 	s.mu.Unlock()
 	s.startRTTSampler()
-	go s.handshakeBackground(nc, brw, remoteAddr, connNum, opts)
+	go s.handshakeBackground(context.WithoutCancel(ctx), nc, brw, remoteAddr, connNum, opts)
 }
 
-func (s *Server) handshakeBackground(nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) {
+func (s *Server) handshakeBackground(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) {
 	done := true
 	defer func() {
 		if done {
 			s.endConn(nc, remoteAddr, recover())
 		}
 	}()
-	c, err := s.startConn(s.ctx, nc, brw, remoteAddr, connNum, opts)
+	// The server's lifetime bounds the handshake (an admission check may
+	// wait on ctx); Close also closes nc.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	c, err := s.startConn(ctx, nc, brw, remoteAddr, connNum, opts)
 	if err != nil {
+		if isHandshakeProtocolError(err) {
+			s.metrics.protocolErrors.Add(1)
+		}
 		if !s.isClosed() {
 			s.logf.printf("derp: %s: %v", remoteAddr, err)
 		}

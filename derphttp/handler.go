@@ -110,7 +110,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// names that node in Ideal-Node; any non-empty value marks the
 	// connection not ideal. WebSocket connections never get here.
 	opts := derp.ConnOptions{NotIdeal: r.Header.Get(IdealNodeHeader) != ""}
-	h.s.AcceptBackground(nc, brw, remoteAddr(nc, r), opts)
+	h.s.AcceptBackground(r.Context(), nc, brw, remoteAddr(nc, r), opts)
 }
 
 // remoteAddr returns the client's "ip:port", from the TCP connection when

@@ -54,6 +54,8 @@ type options struct {
 	acmeEABKid  string
 	acmeEABKey  string
 	acmeIPCerts bool
+
+	limits connLimits // see limits.go
 }
 
 // flagDefaults holds the defaults that depend on the machine, so tests can
@@ -121,5 +123,6 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.StringVar(&o.acmeEABKey, "acme-eab-key", "", "ACME external account binding HMAC key, base64 (URL-safe unpadded or standard); required by -certmode=gcp")
 	fs.BoolVar(&o.acmeIPCerts, "acme-ip-certs", false, "with -certmode=letsencrypt, get short-lived certificates for the IP address each TLS connection arrived on (HTTP-01 on port 80, which must be reachable)")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
+	registerLimitFlags(fs, &o.limits)
 	return o
 }

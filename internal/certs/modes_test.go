@@ -233,3 +233,30 @@ func TestManualChainNeverGrows(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeEABKey: a key is accepted exactly when it is URL-safe
+// unpadded or standard padded base64, and decodes to the same bytes.
+func FuzzDecodeEABKey(f *testing.F) {
+	for _, s := range []string{"", "a2V5", "a2V5==", "-_-_", "%%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := decodeEABKey(s)
+		u, uerr := base64.RawURLEncoding.DecodeString(s)
+		st, serr := base64.StdEncoding.DecodeString(s)
+		switch {
+		case uerr == nil:
+			if err != nil || string(b) != string(u) {
+				t.Fatalf("%q: %x %v, want %x", s, b, err, u)
+			}
+		case serr == nil:
+			if err != nil || string(b) != string(st) {
+				t.Fatalf("%q: %x %v, want %x", s, b, err, st)
+			}
+		default:
+			if err == nil {
+				t.Fatalf("%q accepted", s)
+			}
+		}
+	})
+}
