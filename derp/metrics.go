@@ -64,6 +64,7 @@ type metrics struct {
 	receivedDisco   expvar.Int
 	receivedOther   expvar.Int
 	unknownFrames   expvar.Int
+	pushBackWaits   expvar.Int // readers that waited for room; not published yet
 	protocolErrors  expvar.Int // connections ended for a malformed, oversized or forbidden frame
 
 	homeMovesIn             expvar.Int
