@@ -117,6 +117,16 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		return fmt.Errorf("startMesh: %w", err)
 	}
 	publishProcessVars(s)
+	hl := new(health)
+	if o.metricsAddr != "" {
+		mctx, mcancel := context.WithCancel(ctx)
+		wait, err := startMetrics(mctx, o.metricsAddr, hl, logf, errLog)
+		if err != nil {
+			mcancel()
+			return err
+		}
+		defer func() { mcancel(); wait() }()
+	}
 
 	mux := http.NewServeMux()
 	dbg := debugweb.New(mux, "derper", derp.Version, cfg.debugEnv, o.dev)
@@ -173,6 +183,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	serve := func() error { return srv.Serve(ln) }
 	if serveTLS {
 		tcfg := p.TLSConfig()
+		tcfg.MinVersion = cfg.tlsMinVersion
 		tcfg.GetCertificate = derphttp.GetCertificateWithMetaCert(tcfg.GetCertificate, s.MetaCert())
 		srv.TLSConfig = tcfg
 		// Offer HTTP/2 only where the provider advertises it (ACME mode,
