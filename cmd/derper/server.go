@@ -94,8 +94,9 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	s := derp.NewServer(priv, logf)
 	defer s.Close()
 	s.SetDisallowedAppNames(parseAppNames(o.disallowAppNames))
+	hub := new(reloadHub)
 	if o.rateConfig != "" {
-		if err := applyRateConfig(ctx, s, o.rateConfig, logf); err != nil {
+		if err := applyRateConfig(s, o.rateConfig, hub, logf); err != nil {
 			return err
 		}
 	}
@@ -166,7 +167,11 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		if err != nil {
 			return fmt.Errorf("derper: can not start cert provider: %w", err)
 		}
+		if r, ok := p.(certs.Reloader); ok {
+			watchCertificate(ctx, r, hub, logf)
+		}
 	}
+	hub.start(ctx, logf)
 	ln, err := listen(ctx, o.addr, o.tcpKeepAlive, o.tcpUserTimeout)
 	if err != nil {
 		return fmt.Errorf("derper: %w", err)
