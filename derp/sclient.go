@@ -89,6 +89,9 @@ type meshEvent struct {
 func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) error {
 	clientKey, info, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
 	if err != nil {
+		if isHandshakeProtocolError(err) {
+			s.metrics.protocolErrors.Add(1)
+		}
 		return err
 	}
 	c := &sclient{
@@ -114,6 +117,7 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		return ErrServerClosed
 	}
 	defer s.unregisterClient(c)
+	noteHandshakeDone(ctx)
 
 	if err := s.sendServerInfo(brw.Writer, c.key); err != nil {
 		c.shutdown()
@@ -136,6 +140,9 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	}
 	if err == nil || errors.Is(err, io.EOF) || s.isClosed() || ctx.Err() != nil {
 		return nil
+	}
+	if isProtocolError(err) {
+		s.metrics.protocolErrors.Add(1)
 	}
 	return fmt.Errorf("%s%w", c.logPrefix, err)
 }
@@ -256,10 +263,16 @@ func (c *sclient) readPacket(pktLen int) (*packetBuf, error) {
 	return pb, nil
 }
 
-// peekHead returns the first min(n, size) bytes of an n-byte payload
-// without consuming them; it never reads past the frame.
-func (c *sclient) peekHead(n uint32, size int) ([]byte, error) {
-	b, err := c.br.Peek(int(min(n, uint32(size))))
+// peekHead returns the first size bytes of an n-byte payload without
+// consuming them. It returns nil, reading nothing, when n is outside
+// [size, maxLen]: the parse functions then refuse n by its length alone,
+// so a lying length is refused without waiting for bytes that may never
+// come, and nothing past the frame is read.
+func (c *sclient) peekHead(n uint32, size, maxLen int) ([]byte, error) {
+	if n < uint32(size) || n > uint32(maxLen) {
+		return nil, nil
+	}
+	b, err := c.br.Peek(size)
 	if err != nil {
 		return nil, unexpectedEOF(err)
 	}
@@ -267,7 +280,7 @@ func (c *sclient) peekHead(n uint32, size int) ([]byte, error) {
 }
 
 func (c *sclient) handleSendPacket(n uint32) error {
-	head, err := c.peekHead(n, KeyLen)
+	head, err := c.peekHead(n, KeyLen, KeyLen+MaxPacketSize)
 	if err != nil {
 		return err
 	}
@@ -295,7 +308,7 @@ func (c *sclient) handleSendPacket(n uint32) error {
 }
 
 func (c *sclient) handleForwardPacket(n uint32) error {
-	head, err := c.peekHead(n, 2*KeyLen)
+	head, err := c.peekHead(n, 2*KeyLen, 2*KeyLen+MaxPacketSize)
 	if err != nil {
 		return err
 	}

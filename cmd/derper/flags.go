@@ -55,6 +55,8 @@ type options struct {
 	acmeEABKey  string
 	acmeIPCerts bool
 
+	limits connLimits // see limits.go
+
 	// openderp only
 	metricsAddr   string
 	tlsMinVersion string
@@ -127,5 +129,6 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "openderp only: host:port of a separate plain-HTTP listener serving only /metrics (Prometheus text) and /healthz, never /debug/; empty turns it off")
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
+	registerLimitFlags(fs, &o.limits)
 	return o
 }

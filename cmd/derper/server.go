@@ -207,7 +207,11 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		srv.Handler = tm.wrap(refuseConnect(mux))
 		limited := newLimitedListener(ln, o.acceptConnLimit, o.acceptConnBurst)
 		publish("tls_listener", limited.expVar())
-		serve = func() error { return srv.ServeTLS(limited, "", "") }
+		ll := o.limits.listener(limited)
+		defer ll.Close()
+		publish("conn_limits", ll.ExpVar())
+		o.limits.apply(srv, ll)
+		serve = func() error { return srv.ServeTLS(ll, "", "") }
 
 		if o.httpPort > -1 {
 			ln80, err := listen(ctx, net.JoinHostPort(host, strconv.Itoa(o.httpPort)), o.tcpKeepAlive, o.tcpUserTimeout)
@@ -229,6 +233,11 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		}
 		logf("derper: serving on %s with TLS", o.addr)
 	} else {
+		ll := o.limits.listener(ln)
+		defer ll.Close()
+		publish("conn_limits", ll.ExpVar())
+		o.limits.apply(srv, ll)
+		serve = func() error { return srv.Serve(ll) }
 		logf("derper: serving on %s", o.addr)
 	}
 
