@@ -54,6 +54,7 @@ var goldenFlags = []refFlag{
 	{"http-port", "int", "80", "v1.76.3"},
 	{"max-conns", "int", "", "openderp"},
 	{"max-conns-per-ip", "int", "", "openderp"},
+	{"max-conns-per-key", "int", "100", "openderp"},
 	{"max-header-bytes", "int", "16384", "openderp"},
 	{"max-pending-conns", "int", "20000", "openderp"},
 	{"max-pending-conns-per-ip", "int", "512", "openderp"},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derphttp"
 )
 
@@ -18,6 +19,7 @@ type connLimits struct {
 	maxPending        int
 	maxConnsPerIP     int
 	maxPendingPerIP   int
+	maxConnsPerKey    int
 	maxHeaderBytes    int
 	readHeaderTimeout time.Duration
 }
@@ -37,8 +39,14 @@ func registerLimitFlags(fs *flag.FlagSet, l *connLimits) {
 	fs.IntVar(&l.maxPending, "max-pending-conns", defaultMaxPending, "maximum connections still in their upgrade or handshake; 0 means no limit (openderp addition)")
 	fs.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "maximum open connections from one IPv4 address or IPv6 /64; 0 means no limit (openderp addition)")
 	fs.IntVar(&l.maxPendingPerIP, "max-pending-conns-per-ip", defaultMaxPendingPerIP, "maximum connections in their upgrade or handshake from one IPv4 address or IPv6 /64; 0 means no limit (openderp addition)")
+	fs.IntVar(&l.maxConnsPerKey, "max-conns-per-key", derp.DefaultMaxConnsPerKey, "maximum simultaneous connections presenting one node key; further ones are refused after their handshake; 0 means the default (openderp addition)")
 	fs.IntVar(&l.maxHeaderBytes, "max-header-bytes", defaultMaxHeaderBytes, "maximum size of HTTP request headers (openderp addition)")
 	fs.DurationVar(&l.readHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "time allowed to read HTTP request headers (openderp addition)")
+}
+
+// applyServer sets the limits that the DERP server itself enforces.
+func (l connLimits) applyServer(s *derp.Server) {
+	s.MaxConnsPerKey = l.maxConnsPerKey
 }
 
 // limitListener wraps ln with the admission limits.

@@ -107,6 +107,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	s.SetVerifyClientURL(o.verifyClientURL)
 	s.SetVerifyClientURLFailOpen(o.verifyClientFailOpen)
 	s.SetTCPWriteTimeout(o.tcpWriteTimeout)
+	o.limits.applyServer(s)
 	mk, err := meshKey(o, os.LookupEnv, logf)
 	if err != nil {
 		return err
