@@ -228,7 +228,7 @@ func TestManualChainNeverGrows(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Certificate = append(c.Certificate, []byte{byte(i)})
-		if n := len(p.(*manualProvider).cert.Certificate); n != 1 {
+		if n := len(p.(*manualProvider).cert.Load().Certificate); n != 1 {
 			t.Fatalf("stored chain has %d certificates after %d handshakes", n, i+1)
 		}
 	}
