@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 go test -race -count=1 ./...
 # The tailnet tests (real tsnet nodes through our relay, tailnet_*_test.go)
 # are built only without -race: under the race detector the reference's
-# userspace WireGuard and netstack crawl (0.3 MB/s on two cores, against
-# 2-3 MB/s without) and its tsnet Close can hang in WireGuard's BindClose.
+# userspace WireGuard and netstack crawl (0.3 MB/s on two busy cores, against
+# 2-3 MB/s without the race detector on the same machine, 15-33 MB/s when it
+# is quiet) and its tsnet Close can hang in WireGuard's BindClose.
 # Our relay code on that path is race-tested by the main module's tests.
 # The newest reference compiles its DERP WebSocket client in only with the
 # ts_debug_websockets tag; without it the WebSocket cases skip.
