@@ -13,7 +13,7 @@ if [ -n "$bad" ]; then
 	exit 1
 fi
 
-for mod in . interop interop/latest bench/compare bench/compare/servers/benchserver; do
+for mod in . interop interop/latest bench/compare bench/compare/servers/benchserver deploy/check; do
 	[ -f "$mod/go.mod" ] || continue
 	echo "== vet + staticcheck ($mod)"
 	# interop/latest is built with the reference's DERP WebSocket client
