@@ -234,22 +234,10 @@ type ConnOptions struct {
 // AcceptWithOptions is like Accept, with what the transport knows about
 // the connection.
 func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
-	s.metrics.accepts.Add(1)
-	if brw.Reader.Size() < MinReaderSize {
-		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		nc.Close()
+	brw, connNum, ok := s.admitConn(nc, brw)
+	if !ok {
 		return
 	}
-	s.connNum++
-	connNum := s.connNum
-	s.conns[nc] = struct{}{}
-	s.accepting.Add(1)
-	s.mu.Unlock()
-	s.startRTTSampler()
 
 	defer func() {
 		nc.Close()
@@ -268,6 +256,29 @@ func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.Read
 	}
 }
 
+// admitConn counts and records a newly accepted connection, giving brw a
+// reader of at least MinReaderSize. It reports false, having closed nc, if
+// the server is closed; otherwise the caller owns one s.accepting count.
+func (s *Server) admitConn(nc Conn, brw *bufio.ReadWriter) (_ *bufio.ReadWriter, connNum int64, ok bool) {
+	s.metrics.accepts.Add(1)
+	if brw.Reader.Size() < MinReaderSize {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return brw, 0, false
+	}
+	s.connNum++
+	connNum = s.connNum
+	s.conns[nc] = struct{}{}
+	s.accepting.Add(1)
+	s.mu.Unlock()
+	s.startRTTSampler()
+	return brw, connNum, true
+}
+
 // AcceptBackground is like AcceptWithOptions but returns at once: it
 // serves nc on goroutines of the server's own until the client goes away,
 // breaks the protocol or the server is closed. It suits a front end such
@@ -281,22 +292,10 @@ func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.Read
 // registered; the connection's reader then starts afresh on a goroutine
 // with a small stack. A panic while serving is logged and closes only nc.
 func (s *Server) AcceptBackground(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
-	s.metrics.accepts.Add(1)
-	if brw.Reader.Size() < MinReaderSize {
-		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		nc.Close()
+	brw, connNum, ok := s.admitConn(nc, brw)
+	if !ok {
 		return
 	}
-	s.connNum++
-	connNum := s.connNum
-	s.conns[nc] = struct{}{}
-	s.accepting.Add(1)
-	s.mu.Unlock()
-	s.startRTTSampler()
 	go s.handshakeBackground(context.WithoutCancel(ctx), nc, brw, remoteAddr, connNum, opts)
 }
 
