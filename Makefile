@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 DERPER_DEV_ADDR      ?= 127.0.0.1:3340
 DERPER_DEV_STUN_PORT ?= 3478
 
-.PHONY: run test lint unit fuzz bench bench-compare build cover docs
+.PHONY: run test lint unit fuzz bench bench-compare build cover docs soak hostile
 
 ## run: start a derper in dev mode on loopback (HTTP :3340, STUN :3478).
 run:
@@ -31,7 +31,8 @@ bench:
 
 ## bench-compare: openderp side by side with Tailscale's v1.76.3 and
 ## v1.104.5 servers, each in its own process; prints a table of ratios.
-## About 15 minutes on 2 cores; QUICK=1 for a one-minute smoke run.
+## 25-40 minutes on a busy 2-core machine (-max bounds it); QUICK=1 for a
+## two-minute smoke run.
 bench-compare:
 	cd bench/compare && QUICK=$(QUICK) $(GO) run . -json $(CURDIR)/bench-compare.json
 
@@ -44,3 +45,14 @@ docs:
 
 cover:
 	$(GO) test -coverprofile=coverage.out ./... && $(GO) tool cover -func=coverage.out | tail -1
+
+## soak: opt-in, about 4 minutes (10 at most): a loopback relay under 10,000
+## clients with churn and steady traffic; prints RSS, heap, goroutines and
+## fds before, during and after. Not part of test. SOAKFLAGS adds flags.
+soak:
+	$(GO) run ./internal/soak $(SOAKFLAGS)
+
+## hostile: the hostile-input tests at the issue's full sizes (10,000 idle
+## connections, 2,000 TLS stalls, the stalled-memory table); about 2 minutes.
+hostile:
+	OPENDERP_HEAVY_TESTS=1 $(GO) test -count=1 -v -run 'Hostile|Stalled' ./derp ./derphttp

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -191,4 +193,48 @@ func TestPeerPresentAppNameAndNotIdeal(t *testing.T) {
 			waitFor(t, "gauge back to 0", func() bool { return gauge() == 0 })
 		})
 	}
+}
+
+// The log line for an invalid name is the reference's.
+func TestInvalidAppNameLogLine(t *testing.T) {
+	lines := make(chan string, 10)
+	s := NewServer(key.NewNode(), func(format string, args ...any) { lines <- fmt.Sprintf(format, args...) })
+	defer s.Close()
+	nc := pipeAccept(t, s, "192.0.2.30:30", ConnOptions{})
+	if rawHandshake(t, nc, clientInfo{AppName: "a\nb"}) {
+		t.Fatal("admitted")
+	}
+	want := `derp: 192.0.2.30:30: receive client key: invalid AppName "a\nb"`
+	select {
+	case l := <-lines:
+		if l != want {
+			t.Errorf("log %q; want %q", l, want)
+		}
+	default:
+		t.Error("nothing logged before the connection closed")
+	}
+}
+
+// FuzzAppNameInPeerPresent: a valid name survives the PeerPresent round
+// trip; anything else is never delivered.
+func FuzzAppNameInPeerPresent(f *testing.F) {
+	f.Add("myapp")
+	f.Add(strings.Repeat("z", 33))
+	f.Add("a\x00b")
+	k := key.NewNode().Public()
+	f.Fuzz(func(t *testing.T, name string) {
+		b := appendPeerPresent(nil, k, netip.AddrPort{}, PeerPresentIsRegular, name)
+		m, err := parsePeerPresent(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case ValidAppName(name) && m.AppName != name:
+			t.Fatalf("valid name %q came back as %q", name, m.AppName)
+		case !ValidAppName(name) && m.AppName != "":
+			t.Fatalf("invalid name %q delivered as %q", name, m.AppName)
+		case m.Key != k || m.Flags != PeerPresentIsRegular:
+			t.Fatalf("other fields changed: %+v", m)
+		}
+	})
 }

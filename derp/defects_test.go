@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/openderp/openderp/derp/derptest"
 	"github.com/openderp/openderp/key"
@@ -94,9 +93,10 @@ func TestClientsRemoteNeverNegative(t *testing.T) {
 				default:
 				}
 			}
+			runtime.Gosched()
 		}
 	}()
-	for range 300 {
+	for range 60 {
 		pipeClient(t, s).Close()
 	}
 	close(stop)
@@ -172,14 +172,10 @@ func FuzzFrameHandlingMatchesParsers(f *testing.F) {
 			t.Fatalf("handler %v, parser %v", herr, perr)
 		}
 		if herr == nil {
-			// ReadFull: one Read may stop at the end of the buffer.
-			rest := make([]byte, len(trailer))
-			if n, _ := io.ReadFull(c.br, rest); !bytes.Equal(rest[:n], trailer) {
-				t.Fatalf("handler left %x before the next frame", rest[:n])
+			rest, _ := io.ReadAll(c.br)
+			if !bytes.Equal(rest, trailer) {
+				t.Fatalf("after the frame: %x, want %x", rest, trailer)
 			}
 		}
 	})
 }
-
-var _ = binary.BigEndian
-var _ = time.Second

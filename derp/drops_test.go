@@ -114,3 +114,15 @@ func TestReadServerEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckEnvQueueDepth(t *testing.T) {
+	for _, tt := range []struct {
+		v       string
+		wantErr bool
+	}{{"", false}, {"64", false}, {"many", true}} {
+		t.Setenv(SendQueueDepthEnv, tt.v)
+		if err := CheckEnv(); (err != nil) != tt.wantErr {
+			t.Errorf("%s=%q: CheckEnv = %v; want error %v", SendQueueDepthEnv, tt.v, err, tt.wantErr)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func TestDupNoActiveDrops(t *testing.T) {
 	ts.dialKey(t, priv)
 	ts.dialKey(t, priv)
 	ts.s.mu.Lock()
-	ts.s.clients[priv.Public()].active = nil
+	ts.s.clients[priv.Public()].setActive(nil)
 	ts.s.mu.Unlock()
 	sender := ts.dial(t)
 	disco := append([]byte(discoMagic), make([]byte, KeyLen+NonceLen)...)

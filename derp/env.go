@@ -1,6 +1,7 @@
 package derp
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -67,10 +68,12 @@ func readServerEnv(getenv func(string) string) (serverEnv, error) {
 
 // CheckEnv reports an error if an environment variable read by
 // NewServer (TS_DERP_DISABLE_RTT_STATS, TS_DERP_SENDER_CARDINALITY,
-// TS_DEBUG_VERBOSE_DROPS) has a value that does not parse. NewServer
-// itself falls back to the default for such a variable; a daemon should
-// call CheckEnv first and refuse to start, as the reference does.
+// TS_DEBUG_VERBOSE_DROPS, TS_DEBUG_DERP_PER_CLIENT_SEND_QUEUE_DEPTH) has a
+// value that does not parse. NewServer itself falls back to the default
+// for such a variable; a daemon should call CheckEnv first and refuse to
+// start, as the reference does.
 func CheckEnv() error {
 	_, err := readServerEnv(os.Getenv)
-	return err
+	_, qerr := SendQueueDepthFromEnv()
+	return errors.Join(err, qerr)
 }

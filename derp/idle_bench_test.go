@@ -19,6 +19,7 @@ func BenchmarkIdleClientMemory(b *testing.B) {
 	const n = 500
 	ts := newTestServer(b)
 	ts.s.logf = nil
+	ts.s.MaxConnsPerKey = 1 << 20 // every client uses one key
 	priv := key.NewNode()
 	js, _ := json.Marshal(clientInfo{Version: ProtocolVersion, CanAckPings: true})
 	sealed, _ := priv.SealTo(ts.s.PublicKey(), js)

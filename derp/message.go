@@ -193,12 +193,18 @@ func parseSendPacket(p []byte) (dst key.NodePublic, pkt []byte, err error) {
 // min(n, KeyLen) bytes or more. It returns the destination and the length
 // of the packet that follows. The server's read loop calls it on a peeked
 // header, parseSendPacket on a whole payload: both take the same checks.
+//
+// The length is checked before head is looked at, so a caller may pass a
+// nil head for a length it has not read bytes for.
 func parseSendPacketHead(n int, head []byte) (dst key.NodePublic, pktLen int, err error) {
-	if n < KeyLen || len(head) < KeyLen {
+	if n < KeyLen {
 		return key.NodePublic{}, 0, malformed(FrameSendPacket, n, "shorter than a key")
 	}
 	if n-KeyLen > MaxPacketSize {
 		return key.NodePublic{}, 0, malformed(FrameSendPacket, n, "packet too big")
+	}
+	if len(head) < KeyLen {
+		return key.NodePublic{}, 0, malformed(FrameSendPacket, len(head), "key not read")
 	}
 	return key.NodePublicFromBytes(head), n - KeyLen, nil
 }
@@ -221,11 +227,14 @@ func parseForwardPacket(p []byte) (src, dst key.NodePublic, pkt []byte, err erro
 // parseForwardPacketHead is parseSendPacketHead for ForwardPacket: head
 // holds at least the payload's first min(n, 2*KeyLen) bytes.
 func parseForwardPacketHead(n int, head []byte) (src, dst key.NodePublic, pktLen int, err error) {
-	if n < 2*KeyLen || len(head) < 2*KeyLen {
+	if n < 2*KeyLen {
 		return key.NodePublic{}, key.NodePublic{}, 0, malformed(FrameForwardPacket, n, "shorter than two keys")
 	}
 	if n-2*KeyLen > MaxPacketSize {
 		return key.NodePublic{}, key.NodePublic{}, 0, malformed(FrameForwardPacket, n, "packet too big")
+	}
+	if len(head) < 2*KeyLen {
+		return key.NodePublic{}, key.NodePublic{}, 0, malformed(FrameForwardPacket, len(head), "keys not read")
 	}
 	return key.NodePublicFromBytes(head), key.NodePublicFromBytes(head[KeyLen:]), n - 2*KeyLen, nil
 }

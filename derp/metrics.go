@@ -64,6 +64,8 @@ type metrics struct {
 	receivedDisco   expvar.Int
 	receivedOther   expvar.Int
 	unknownFrames   expvar.Int
+	pushBackWaits   expvar.Int // readers that waited for room; not published yet
+	protocolErrors  expvar.Int // connections ended for a malformed, oversized or forbidden frame
 
 	homeMovesIn             expvar.Int
 	homeMovesOut            expvar.Int
@@ -157,6 +159,8 @@ func (s *Server) expvarMap() *expvar.Map {
 	v.Set("packets_received", &m.packetsReceived)
 	v.Set("unknown_frames", &m.unknownFrames)
 	v.Set("sclient_write_timeouts", &m.writeTimeouts)
+	// An openderp addition; see docs/security.md#derp-frames.
+	v.Set("counter_protocol_errors", &m.protocolErrors)
 	v.Set("home_moves_in", &m.homeMovesIn)
 	v.Set("home_moves_out", &m.homeMovesOut)
 	v.Set("got_ping", &m.gotPing)

@@ -1,7 +1,8 @@
 package derp
 
 import (
-	"slices"
+	"errors"
+	"sync/atomic"
 
 	"github.com/openderp/openderp/key"
 )
@@ -11,25 +12,109 @@ import (
 // machines share a key, there are several (a dup set) and the one that
 // last sent anything receives the traffic.
 type clientSet struct {
-	active *sclient // receives packets; nil when no connection should
+	active *sclient // receives packets; nil when no connection should. Set with setActive.
 	dup    *dupSet  // nil unless there are two or more connections
+
+	// route mirrors active for readers that look it up without Server.mu
+	// (see routeCache); it is nil once the set has left Server.clients.
+	route atomic.Pointer[sclient]
+}
+
+// setActive makes c the receiving connection; Server.mu must be held.
+func (cs *clientSet) setActive(c *sclient) {
+	cs.active = c
+	cs.route.Store(c)
 }
 
 // dupSet tracks the connections of a key that has more than one.
 type dupSet struct {
 	conns map[*sclient]struct{}
 	last  *sclient
-	// recent lists connections by most recent activity, oldest first,
-	// each at most once. The reference keeps every change of speaker, so
-	// two connections taking turns grow its list without bound; keeping
-	// each connection once gives the same answer to "who spoke last among
-	// those left" in bounded memory. See docs/compat.md#dup-history.
-	recent []*sclient
+	// head and tail link the connections by most recent activity, oldest
+	// first, each at most once, through sclient.dupPrev and dupNext. The
+	// reference keeps every change of speaker in a slice, so two
+	// connections taking turns grow its list without bound, and moving or
+	// removing a connection costs time in proportion to the list; this
+	// list gives the same answer to "who spoke last among those left" in
+	// bounded memory and O(1) per change. See docs/compat.md#dup-history.
+	head, tail *sclient
 }
 
+// touch moves c to the end of the activity list.
 func (d *dupSet) touch(c *sclient) {
-	d.recent = slices.DeleteFunc(d.recent, func(x *sclient) bool { return x == c })
-	d.recent = append(d.recent, c)
+	oldTail := d.tail
+	d.unlinkKeepTail(c)
+	c.dupPrev, c.dupNext, c.inRecent = d.tail, nil, true
+	if d.tail != nil {
+		d.tail.dupNext = c
+	} else {
+		d.head = c
+	}
+	d.tail = c
+	d.noteTail(oldTail)
+}
+
+// remove takes c off the activity list.
+func (d *dupSet) remove(c *sclient) {
+	oldTail := d.tail
+	d.unlinkKeepTail(c)
+	d.noteTail(oldTail)
+}
+
+func (d *dupSet) unlinkKeepTail(c *sclient) {
+	if !c.inRecent {
+		return
+	}
+	if c.dupPrev != nil {
+		c.dupPrev.dupNext = c.dupNext
+	} else {
+		d.head = c.dupNext
+	}
+	if c.dupNext != nil {
+		c.dupNext.dupPrev = c.dupPrev
+	} else {
+		d.tail = c.dupPrev
+	}
+	c.dupPrev, c.dupNext, c.inRecent = nil, nil, false
+}
+
+// noteTail keeps sclient.lastSpoke in step with the end of the list.
+func (d *dupSet) noteTail(oldTail *sclient) {
+	if oldTail == d.tail {
+		return
+	}
+	if oldTail != nil {
+		oldTail.lastSpoke.Store(false)
+	}
+	if d.tail != nil {
+		d.tail.lastSpoke.Store(true)
+	}
+}
+
+// dissolve empties the activity list when the set is down to one
+// connection.
+func (d *dupSet) dissolve() {
+	for c := d.head; c != nil; {
+		next := c.dupNext
+		c.dupPrev, c.dupNext, c.inRecent = nil, nil, false
+		c.lastSpoke.Store(false)
+		c = next
+	}
+	d.head, d.tail = nil, nil
+}
+
+// DefaultMaxConnsPerKey is the default of Server.MaxConnsPerKey.
+const DefaultMaxConnsPerKey = 100
+
+// ErrTooManyConnections is why a connection is refused after its
+// handshake when its key already has Server.MaxConnsPerKey connections.
+var ErrTooManyConnections = errors.New("derp: too many connections for one key")
+
+func (s *Server) maxConnsPerKey() int {
+	if s.MaxConnsPerKey <= 0 {
+		return DefaultMaxConnsPerKey
+	}
+	return s.MaxConnsPerKey
 }
 
 func (cs *clientSet) len() int {
@@ -55,16 +140,19 @@ func (cs *clientSet) forEach(f func(*sclient)) {
 	}
 }
 
-// registerClient makes c routable and announces it to watchers. It
-// reports false if the server is closed.
-func (s *Server) registerClient(c *sclient) bool {
+// registerClient makes c routable and announces it to watchers. It fails
+// if the server is closed or c's key has too many connections.
+func (s *Server) registerClient(c *sclient) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return ErrServerClosed
 	}
 	m := s.metrics
 	set := s.clients[c.key]
+	if set != nil && set.len() >= s.maxConnsPerKey() {
+		return ErrTooManyConnections
+	}
 	if set == nil {
 		set = new(clientSet)
 		s.clients[c.key] = set
@@ -73,7 +161,8 @@ func (s *Server) registerClient(c *sclient) bool {
 		was.isDup.Store(true)
 		c.isDup.Store(true)
 		if set.dup == nil {
-			set.dup = &dupSet{conns: map[*sclient]struct{}{c: {}, was: {}}, last: c, recent: []*sclient{was}}
+			set.dup = &dupSet{conns: map[*sclient]struct{}{c: {}, was: {}}, last: c}
+			set.dup.touch(was)
 			m.dupClientKeys.Add(1)
 			m.dupClientConns.Add(2)
 			m.dupClientConnsTotal.Add(1)
@@ -87,7 +176,7 @@ func (s *Server) registerClient(c *sclient) bool {
 		m.dupClientConns.Add(1)
 		m.dupClientConnsTotal.Add(1)
 	}
-	set.active = c
+	set.setActive(c)
 	if _, ok := s.clientsMesh[c.key]; !ok {
 		s.clientsMesh[c.key] = nil
 	}
@@ -98,8 +187,9 @@ func (s *Server) registerClient(c *sclient) bool {
 	if c.notIdeal {
 		m.curNotIdealConns.Add(1)
 	}
+	c.set = set
 	s.broadcastLocked(meshEvent{key: c.key, ipPort: c.ipPort, flags: c.flags, app: c.info.AppName})
-	return true
+	return nil
 }
 
 // unregisterClient removes c, picking another active connection for its
@@ -113,7 +203,7 @@ func (s *Server) unregisterClient(c *sclient) {
 	switch {
 	case set == nil:
 	case set.dup == nil:
-		set.active = nil
+		set.setActive(nil)
 		delete(s.clients, c.key)
 		if fwd, ok := s.clientsMesh[c.key]; ok && fwd == nil {
 			delete(s.clientsMesh, c.key)
@@ -123,12 +213,9 @@ func (s *Server) unregisterClient(c *sclient) {
 	default:
 		d := set.dup
 		delete(d.conns, c)
-		d.recent = slices.DeleteFunc(d.recent, func(x *sclient) bool { return x == c })
+		d.remove(c)
 		if d.last == c {
-			d.last = nil
-			if len(d.recent) > 0 {
-				d.last = d.recent[len(d.recent)-1]
-			}
+			d.last = d.tail
 		}
 		m.dupClientConns.Add(-1)
 		if len(d.conns) == 1 {
@@ -136,15 +223,16 @@ func (s *Server) unregisterClient(c *sclient) {
 			for x := range d.conns {
 				rest = x
 			}
+			d.dissolve()
 			set.dup = nil
 			m.dupClientConns.Add(-1)
 			m.dupClientKeys.Add(-1)
 			rest.isDup.Store(false)
-			set.active = rest
+			set.setActive(rest)
 		} else if d.last != nil {
-			set.active = d.last
+			set.setActive(d.last)
 		} else {
-			set.active = nil
+			set.setActive(nil)
 		}
 	}
 	if c.isWatcher {
@@ -177,10 +265,17 @@ func (s *Server) noteActive(c *sclient) {
 		return
 	}
 	set.dup.last = c
-	set.active = c
-	if n := len(set.dup.recent); n == 0 || set.dup.recent[n-1] != c {
+	set.setActive(c)
+	if set.dup.tail != c {
 		set.dup.touch(c)
 	}
+}
+
+// isLastSpeaker reports, without the server lock, whether c is already
+// its dup set's receiving connection and last speaker, so that noteActive
+// would change nothing.
+func (c *sclient) isLastSpeaker() bool {
+	return c.lastSpoke.Load() && c.set != nil && c.set.route.Load() == c
 }
 
 // broadcastLocked queues ev for every watcher. s.mu must be held.
@@ -278,12 +373,17 @@ func (s *Server) peerGoneFromRegionLocked(k key.NodePublic) {
 // connection it arrived on, taking ownership of pb. A packet that came
 // from a mesh peer (forwarded) is never forwarded again.
 func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf, forwarded bool) {
+	if dstConn := c.routes.lookup(dst); dstConn != nil {
+		dstConn.enqueue(src, pb, c)
+		return
+	}
 	s.mu.Lock()
 	var dstConn *sclient
 	var fwd PacketForwarder
 	n := 0
 	if set := s.clients[dst]; set != nil {
 		dstConn, n = set.active, set.len()
+		c.routes.remember(dst, set)
 	}
 	if dstConn == nil && n == 0 && !forwarded {
 		fwd = s.clientsMesh[dst]
@@ -295,7 +395,7 @@ func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf,
 
 	switch {
 	case dstConn != nil:
-		dstConn.enqueue(src, pb)
+		dstConn.enqueue(src, pb, c)
 	case fwd != nil:
 		s.metrics.packetsForwardedOut.Add(1)
 		// The forwarder copies what it needs before returning.

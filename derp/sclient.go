@@ -17,8 +17,9 @@ import (
 )
 
 // sclient is the server's side of one client connection. Its read loop
-// runs in the goroutine that called Accept; its send loop, the only writer
-// after the handshake, runs in a goroutine of its own.
+// runs in the goroutine that called Accept, or in a fresh one after
+// AcceptBackground; writers, the only ones to write after the handshake,
+// run in goroutines of their own while there is something to write.
 type sclient struct {
 	s            *Server          // set once
 	nc           Conn             // set once
@@ -36,18 +37,28 @@ type sclient struct {
 
 	stats connStats // atomic; per-connection counters for debug pages
 
-	br *bufio.Reader // owned by the read loop
+	br *bufio.Reader // owned by the read loop; nil while idle (see awaitData)
+	rs readSide      // owned by the read loop
 	bw *bufio.Writer // owned by the send loop; a pooled writer while it writes, else nil
 
 	preferred    bool          // owned by the read loop
+	wake         chan struct{} // owned by the read loop; made on first push-back wait
+	waitTimer    *time.Timer   // owned by the read loop; made on first push-back wait
 	notHereLimit *rate.Limiter // owned by the read loop; made on first use
 	recvLimit    recvLimiter   // owned by the read loop
+	routes       routeCache    // owned by the read loop
 
 	isDup atomic.Bool // one of several connections for key
 
 	isWatcher bool // guarded by Server.mu
 	rttState  int8 // set by initRTT before registration, then read by the RTT sampler
 	debug     bool // set once: verbose logs (DERP_DEBUG_LOGS, DERP_PROBER_DEBUG_LOGS)
+
+	// Dup-set state, guarded by Server.mu; see dupSet.
+	set              *clientSet  // the set of c's key; set once on registration
+	dupPrev, dupNext *sclient    // neighbours in the activity list
+	inRecent         bool        // on the activity list
+	lastSpoke        atomic.Bool // at the end of the activity list; read without the lock
 
 	// Send state, guarded by qmu. Lock order: Server.mu, then qmu.
 	qmu        sync.Mutex
@@ -62,10 +73,13 @@ type sclient struct {
 	writing    bool // a writer goroutine is running
 	finished   bool // the connection is ending; queue nothing more
 	writeErr   error
+	waiters    []*sclient // readers waiting for room in a queue; see pushback.go
+	stalled    bool       // a reader gave up waiting; no waiting until the queues empty
 
-	writers  sync.WaitGroup // the writer goroutine, while one runs
-	kaTimer  *time.Timer    // fires keep-alives; set once under qmu
-	kaPeriod time.Duration  // set once
+	writeSince atomic.Int64 // monoNow when the running write began; 0 if none
+
+	writers sync.WaitGroup // the writer goroutine, while one runs
+	kaDue   atomic.Int64   // monoNow when the next keep-alive is due; see keepalive.go
 
 	writeLoopFunc func() // set once: c.writeLoop, bound once
 
@@ -87,9 +101,22 @@ type meshEvent struct {
 // serveConn runs the handshake, registers the client and relays until the
 // connection ends.
 func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) error {
-	clientKey, info, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
+	c, err := s.startConn(ctx, nc, brw, remoteAddr, connNum, opts)
 	if err != nil {
+		if isHandshakeProtocolError(err) {
+			s.metrics.protocolErrors.Add(1)
+		}
 		return err
+	}
+	return c.run(ctx)
+}
+
+// startConn runs the handshake, registers the client, writes ServerInfo
+// and lets the send side start. On success the caller must call run.
+func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) (*sclient, error) {
+	clientKey, info, box, err := s.serverHandshake(ctx, nc, brw, remoteAddr)
+	if err != nil {
+		return nil, err
 	}
 	c := &sclient{
 		s:          s,
@@ -103,28 +130,36 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		connNum:    connNum,
 		connected:  time.Now(),
 		logPrefix:  fmt.Sprintf("derp client %s%s: ", remoteAddr, clientKey.ShortString()),
-		br:         brw.Reader,
 	}
+	c.initReader(nc, brw.Reader)
 	c.flags = presentFlags(c.canMesh, info.IsProber, c.notIdeal)
 	c.writeTimeout = s.writeTimeoutFor(c.canMesh)
 	c.debug = debugLogs || (proberDebugLogs && info.IsProber)
 	s.initRTT(c)
 
-	if !s.registerClient(c) {
-		return ErrServerClosed
+	if err := s.registerClient(c); err != nil {
+		return nil, err
 	}
-	defer s.unregisterClient(c)
-
-	if err := s.sendServerInfo(brw.Writer, c.key); err != nil {
+	noteHandshakeDone(ctx)
+	if err := s.sendServerInfo(brw.Writer, box); err != nil {
 		c.shutdown()
-		return fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
+		s.unregisterClient(c)
+		return nil, fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
 	}
 	c.startWriting()
-
 	if c.debug {
 		s.logf.printf("%sconnected (mesh %v, prober %v)", c.logPrefix, c.canMesh, info.IsProber)
 	}
-	err = c.readLoop(ctx)
+	return c, nil
+}
+
+// run relays frames from the client until the connection ends, then
+// unregisters it. It returns the error worth logging, if any.
+func (c *sclient) run(ctx context.Context) error {
+	s := c.s
+	defer s.unregisterClient(c)
+	err := c.readLoop(ctx)
+	c.releaseReader()
 	if c.debug {
 		s.logf.printf("%sread loop ended: %v", c.logPrefix, err)
 	}
@@ -136,6 +171,9 @@ func (s *Server) serveConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	}
 	if err == nil || errors.Is(err, io.EOF) || s.isClosed() || ctx.Err() != nil {
 		return nil
+	}
+	if isProtocolError(err) {
+		s.metrics.protocolErrors.Add(1)
 	}
 	return fmt.Errorf("%s%w", c.logPrefix, err)
 }
@@ -161,6 +199,9 @@ func presentFlags(mesh, prober, notIdeal bool) PeerPresentFlags {
 // returned as io.EOF.
 func (c *sclient) readLoop(ctx context.Context) error {
 	for {
+		if err := c.awaitData(); err != nil {
+			return err
+		}
 		t, n, err := ReadFrameHeader(c.br)
 		if err != nil {
 			return err
@@ -171,7 +212,7 @@ func (c *sclient) readLoop(ctx context.Context) error {
 		if err := c.waitRecvLimit(ctx, n); err != nil {
 			return err
 		}
-		if c.isDup.Load() {
+		if c.isDup.Load() && !c.isLastSpeaker() {
 			c.s.noteActive(c)
 		}
 		if err := c.handleFrame(t, n); err != nil {
@@ -256,10 +297,16 @@ func (c *sclient) readPacket(pktLen int) (*packetBuf, error) {
 	return pb, nil
 }
 
-// peekHead returns the first min(n, size) bytes of an n-byte payload
-// without consuming them; it never reads past the frame.
-func (c *sclient) peekHead(n uint32, size int) ([]byte, error) {
-	b, err := c.br.Peek(int(min(n, uint32(size))))
+// peekHead returns the first size bytes of an n-byte payload without
+// consuming them. It returns nil, reading nothing, when n is outside
+// [size, maxLen]: the parse functions then refuse n by its length alone,
+// so a lying length is refused without waiting for bytes that may never
+// come, and nothing past the frame is read.
+func (c *sclient) peekHead(n uint32, size, maxLen int) ([]byte, error) {
+	if n < uint32(size) || n > uint32(maxLen) {
+		return nil, nil
+	}
+	b, err := c.br.Peek(size)
 	if err != nil {
 		return nil, unexpectedEOF(err)
 	}
@@ -267,7 +314,7 @@ func (c *sclient) peekHead(n uint32, size int) ([]byte, error) {
 }
 
 func (c *sclient) handleSendPacket(n uint32) error {
-	head, err := c.peekHead(n, KeyLen)
+	head, err := c.peekHead(n, KeyLen, KeyLen+MaxPacketSize)
 	if err != nil {
 		return err
 	}
@@ -295,7 +342,7 @@ func (c *sclient) handleSendPacket(n uint32) error {
 }
 
 func (c *sclient) handleForwardPacket(n uint32) error {
-	head, err := c.peekHead(n, 2*KeyLen)
+	head, err := c.peekHead(n, 2*KeyLen, 2*KeyLen+MaxPacketSize)
 	if err != nil {
 		return err
 	}
@@ -372,23 +419,38 @@ func (c *sclient) handlePing(n uint32) error {
 }
 
 // enqueue queues a packet from src for writing to c, taking ownership of
-// pb. It never blocks: when the queue is full the oldest packet is
-// dropped.
-func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf) {
+// pb. from is the connection whose reader brought the packet: when the
+// queue is full it waits for room, within bounds (see pushback.go); what
+// does not fit after that evicts the oldest queued packet.
+func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf, from *sclient) {
 	s := c.s
-	now := s.monoNow()
+	disco := looksLikeDisco(pb.b)
+	periods := 0
 	c.qmu.Lock()
-	if c.finished {
-		c.qmu.Unlock()
-		s.recordDrop(src, c.key, pb.b, dropGoneDisconnected)
-		putPacketBuf(pb)
-		return
+	for {
+		if c.finished {
+			c.qmu.Unlock()
+			s.recordDrop(src, c.key, pb.b, dropGoneDisconnected)
+			putPacketBuf(pb)
+			return
+		}
+		q := &c.packets
+		if disco {
+			q = &c.disco
+		}
+		if q.len() < s.queueDepth || from == nil || c.stalled || s.PushBackWait < 0 {
+			break
+		}
+		if !c.waitForRoomLocked(from, &periods) {
+			break
+		}
 	}
 	q := &c.packets
-	if looksLikeDisco(pb.b) {
+	if disco {
 		q = &c.disco
 	}
-	old, evicted := q.push(queuedPacket{src: src, buf: pb, enqueued: now})
+	now := s.monoNow()
+	old, evicted := q.push(queuedPacket{src: src, buf: pb, enqueued: now}, s.queueDepth)
 	c.wakeLocked()
 	c.qmu.Unlock()
 	if evicted {

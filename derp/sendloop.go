@@ -2,16 +2,11 @@ package derp
 
 import (
 	"bufio"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/openderp/openderp/key"
 )
-
-// keepAliveJitter is the largest random addition to KeepAlive, fixed per
-// connection so that connections made together do not tick together.
-const keepAliveJitter = 5 * time.Second
 
 // sendBatch is the most packets the send loop takes from its queues under
 // one lock acquisition.
@@ -20,17 +15,16 @@ const sendBatch = 16
 // Writing is done by a goroutine that exists only while there is
 // something to write: the first producer to queue work for an idle
 // connection (under qmu) starts it, and it exits once the queues are empty.
-// An idle connection thus costs one goroutine (its reader) and a timer,
-// not two goroutines as in the reference; there is never more than one
-// writer per connection. See docs/compat.md#send-queues.
+// An idle connection thus costs one goroutine (its reader) and no timer
+// (see keepalive.go), not two goroutines as in the reference; there is
+// never more than one writer per connection. See docs/compat.md#send-queues.
 
-// startWriting arms the keep-alive timer and lets writers start; it is
-// called once ServerInfo has been written, so nothing overtakes it.
+// startWriting schedules the first keep-alive and lets writers start; it
+// is called once ServerInfo has been written, so nothing overtakes it.
 func (c *sclient) startWriting() {
-	c.kaPeriod = KeepAlive + rand.N(keepAliveJitter)
-	if c.s.keepAliveForTest > 0 {
-		c.kaPeriod = c.s.keepAliveForTest
-	}
+	s := c.s
+	c.kaDue.Store(s.monoNow() + int64(s.keepAlivePeriod()))
+	s.startKeepAlives()
 	c.writeLoopFunc = c.writeLoop
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
@@ -38,23 +32,9 @@ func (c *sclient) startWriting() {
 		return
 	}
 	c.ready = true
-	c.kaTimer = time.AfterFunc(c.kaPeriod, c.keepAliveDue)
 	if c.hasWorkLocked() {
 		c.wakeLocked()
 	}
-}
-
-// keepAliveDue runs on the keep-alive timer. The first keep-alive goes out
-// one period after the handshake, then one per period.
-func (c *sclient) keepAliveDue() {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	if c.finished {
-		return
-	}
-	c.keepAlive = true
-	c.wakeLocked()
-	c.kaTimer.Reset(c.kaPeriod)
 }
 
 // wakeLocked starts a writer goroutine unless one is running. qmu must be
@@ -102,34 +82,30 @@ func (c *sclient) writeLoop() {
 	}
 }
 
-// shutdown stops all writing: it marks c finished, stops the keep-alive
-// timer, closes the connection, waits for a running writer, drops whatever
-// was still queued and ends c's PeerGone subscriptions. It returns the
+// shutdown stops all writing: it marks c finished, closes the connection,
+// waits for a running writer, drops whatever was still queued and ends
+// c's PeerGone subscriptions. It returns the
 // error that stopped a writer, if any.
 func (c *sclient) shutdown() error {
 	c.qmu.Lock()
 	c.finished = true
-	if c.kaTimer != nil {
-		c.kaTimer.Stop()
-	}
-	var drained [2 * sendQueueDepth]queuedPacket
-	n := 0
+	drained := make([]queuedPacket, 0, c.packets.len()+c.disco.len())
 	for _, q := range []*packetRing{&c.packets, &c.disco} {
 		for {
 			p, ok := q.pop()
 			if !ok {
 				break
 			}
-			drained[n] = p
-			n++
+			drained = append(drained, p)
 		}
 	}
 	c.peerGone, c.meshEvents = nil, nil
+	c.wakeWaitersLocked()
 	c.qmu.Unlock()
 
 	c.nc.Close()
 	c.writers.Wait()
-	for _, p := range drained[:n] {
+	for _, p := range drained {
 		c.s.recordDrop(p.src, c.key, p.buf.b, dropGoneDisconnected)
 		putPacketBuf(p.buf)
 	}
@@ -153,7 +129,7 @@ const writeBufferSize = 16 << 10
 // queued, flushes once and gives the writer back.
 func (c *sclient) writeBurst(keepAlive bool) error {
 	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(c.nc)
+	bw.Reset(blockWatch{c})
 	c.bw = bw
 	defer func() {
 		c.bw = nil
@@ -207,6 +183,9 @@ func (c *sclient) drain() (frames int, err error) {
 				}
 			}
 		}
+		if n > 0 {
+			c.noteDrainedLocked()
+		}
 		c.qmu.Unlock()
 
 		if len(gone) == 0 && len(events) == 0 && !hasPong && n == 0 {
@@ -216,6 +195,11 @@ func (c *sclient) drain() (frames int, err error) {
 			if err := c.writePeerGone(g.Peer, g.Reason); err != nil {
 				c.dropBatch(batch[:n])
 				return frames, err
+			}
+			if g.Reason == PeerGoneReasonDisconnected {
+				// The source left and its subscriptions with it: forget
+				// it, so that c subscribes again if it comes back.
+				delete(c.sentFrom, g.Peer)
 			}
 			frames++
 		}

@@ -1,6 +1,9 @@
 package derp
 
 import (
+	"fmt"
+	"os"
+	"strconv"
 	"sync"
 
 	"github.com/openderp/openderp/key"
@@ -52,9 +55,33 @@ type queuedPacket struct {
 	enqueued int64 // monotonic nanoseconds since the server started
 }
 
-// sendQueueDepth is the capacity of each of a connection's two packet
-// queues, as in the reference.
-const sendQueueDepth = 32
+// defaultSendQueueDepth is the capacity of each of a connection's two
+// packet queues unless SendQueueDepthEnv says otherwise, as in the
+// reference.
+const defaultSendQueueDepth = 32
+
+// SendQueueDepthEnv names the environment variable that, when it holds a
+// positive integer, sets the capacity of each of a connection's two packet
+// queues (LATEST 4.2). NewServer reads it once.
+const SendQueueDepthEnv = "TS_DEBUG_DERP_PER_CLIENT_SEND_QUEUE_DEPTH"
+
+// SendQueueDepthFromEnv returns the queue depth SendQueueDepthEnv asks
+// for: the default (32) when it is unset, zero or negative, and an error
+// when it is not an integer, which a daemon should treat as fatal.
+func SendQueueDepthFromEnv() (int, error) {
+	v := os.Getenv(SendQueueDepthEnv)
+	if v == "" {
+		return defaultSendQueueDepth, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return defaultSendQueueDepth, fmt.Errorf("derp: invalid integer environment variable %s=%q: %w", SendQueueDepthEnv, v, err)
+	}
+	if n <= 0 {
+		return defaultSendQueueDepth, nil
+	}
+	return n, nil
+}
 
 // packetRing is a fixed-capacity FIFO of packets. Its storage is allocated
 // on first use so that idle connections do not pay for it. It is not safe
@@ -67,9 +94,10 @@ type packetRing struct {
 
 // push appends p. When the ring is full it first evicts the oldest packet,
 // which it returns with evicted set, so the caller can count the drop.
-func (r *packetRing) push(p queuedPacket) (old queuedPacket, evicted bool) {
+// depth is the ring's capacity, fixed by the first push.
+func (r *packetRing) push(p queuedPacket, depth int) (old queuedPacket, evicted bool) {
 	if r.items == nil {
-		r.items = make([]queuedPacket, sendQueueDepth)
+		r.items = make([]queuedPacket, depth)
 	}
 	if r.n == len(r.items) {
 		old, _ = r.pop()

@@ -6,6 +6,7 @@ import (
 	"expvar"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,10 +27,24 @@ type Server struct {
 	// SetTCPWriteTimeout. Zero leaves the choice to SetTCPWriteTimeout.
 	WriteTimeout time.Duration
 
+	// PushBackWait bounds how long the server stops reading from a client
+	// whose packet's destination has a full send queue, waiting for the
+	// destination to drain, before it drops the oldest queued packet
+	// instead. Zero means 100 ms. A negative value turns push-back off: a
+	// full queue then drops at once, as in the reference.
+	PushBackWait time.Duration
+
+	// MaxConnsPerKey bounds how many connections one client key may have
+	// at once; a connection beyond it is refused after its handshake with
+	// ErrTooManyConnections. Zero means DefaultMaxConnsPerKey (100).
+	MaxConnsPerKey int
+
 	keepAliveForTest time.Duration // replaces the keep-alive period in tests
+	queueDepth       int           // set once; capacity of each send queue
 
 	priv     key.NodePrivate // set once
 	pub      key.NodePublic  // set once
+	agreer   *key.NodeAgreer // set once; priv prepared for key agreement
 	logf     Logf            // set once
 	metaCert []byte          // set once
 	start    time.Time       // set once; base of queuedPacket.enqueued
@@ -58,7 +73,10 @@ type Server struct {
 	conns       map[Conn]struct{}                        // guarded by mu; every connection inside Accept
 	connNum     int64                                    // guarded by mu
 	rttOnce     sync.Once                                // starts the RTT sampler
+	kaOnce      sync.Once                                // starts the keep-alive schedule
 	rttStop     chan struct{}                            // closed by Close
+	ctx         context.Context                          // set once; cancelled by Close
+	cancel      context.CancelFunc                       // set once
 	closing     chan struct{}                            // closed by Close
 	accepting   sync.WaitGroup                           // one per running Accept
 	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
@@ -85,6 +103,12 @@ func NewServer(priv key.NodePrivate, logf Logf) *Server {
 		conns:       make(map[Conn]struct{}),
 		rttStop:     make(chan struct{}),
 		closing:     make(chan struct{}),
+	}
+	s.agreer, _ = priv.Agreer() // nil for the zero key; see sharedBox
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var err error
+	if s.queueDepth, err = SendQueueDepthFromEnv(); err != nil {
+		logf.printf("%v; using %d", err, s.queueDepth)
 	}
 	s.metaCert = s.generateMetaCert()
 	s.vars = s.expvarMap()
@@ -210,22 +234,10 @@ type ConnOptions struct {
 // AcceptWithOptions is like Accept, with what the transport knows about
 // the connection.
 func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
-	s.metrics.accepts.Add(1)
-	if brw.Reader.Size() < MinReaderSize {
-		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		nc.Close()
+	brw, connNum, ok := s.admitConn(nc, brw)
+	if !ok {
 		return
 	}
-	s.connNum++
-	connNum := s.connNum
-	s.conns[nc] = struct{}{}
-	s.accepting.Add(1)
-	s.mu.Unlock()
-	s.startRTTSampler()
 
 	defer func() {
 		nc.Close()
@@ -244,6 +256,98 @@ func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.Read
 	}
 }
 
+// admitConn counts and records a newly accepted connection, giving brw a
+// reader of at least MinReaderSize. It reports false, having closed nc, if
+// the server is closed; otherwise the caller owns one s.accepting count.
+func (s *Server) admitConn(nc Conn, brw *bufio.ReadWriter) (_ *bufio.ReadWriter, connNum int64, ok bool) {
+	s.metrics.accepts.Add(1)
+	if brw.Reader.Size() < MinReaderSize {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return brw, 0, false
+	}
+	s.connNum++
+	connNum = s.connNum
+	s.conns[nc] = struct{}{}
+	s.accepting.Add(1)
+	s.mu.Unlock()
+	s.startRTTSampler()
+	return brw, connNum, true
+}
+
+// AcceptBackground is like AcceptWithOptions but returns at once: it
+// serves nc on goroutines of the server's own until the client goes away,
+// breaks the protocol or the server is closed. It suits a front end such
+// as an HTTP handler that would otherwise keep its own, larger goroutine
+// and buffers for the connection's life. Close waits for those
+// goroutines. The handshake sees ctx's values (see WithHandshakeDone) but
+// not its cancellation, which an HTTP server signals as soon as the
+// handler returns.
+//
+// The handshake runs on a goroutine that exits once the client is
+// registered; the connection's reader then starts afresh on a goroutine
+// with a small stack. A panic while serving is logged and closes only nc.
+func (s *Server) AcceptBackground(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, opts ConnOptions) {
+	brw, connNum, ok := s.admitConn(nc, brw)
+	if !ok {
+		return
+	}
+	go s.handshakeBackground(context.WithoutCancel(ctx), nc, brw, remoteAddr, connNum, opts)
+}
+
+func (s *Server) handshakeBackground(ctx context.Context, nc Conn, brw *bufio.ReadWriter, remoteAddr string, connNum int64, opts ConnOptions) {
+	done := true
+	defer func() {
+		if done {
+			s.endConn(nc, remoteAddr, recover())
+		}
+	}()
+	// The server's lifetime bounds the handshake (an admission check may
+	// wait on ctx); Close also closes nc.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	c, err := s.startConn(ctx, nc, brw, remoteAddr, connNum, opts)
+	if err != nil {
+		if isHandshakeProtocolError(err) {
+			s.metrics.protocolErrors.Add(1)
+		}
+		if !s.isClosed() {
+			s.logf.printf("derp: %s: %v", remoteAddr, err)
+		}
+		return
+	}
+	done = false
+	go c.runBackground()
+}
+
+func (c *sclient) runBackground() {
+	s := c.s
+	defer func() { s.endConn(c.nc, c.remoteAddr, recover()) }()
+	// The server's lifetime bounds the connection: Close closes nc.
+	if err := c.run(context.Background()); err != nil && !s.isClosed() {
+		s.logf.printf("derp: %s: %v", c.remoteAddr, err)
+	}
+}
+
+// endConn closes nc and forgets it once its goroutines are done. p is
+// what a panic while serving it left, if anything.
+func (s *Server) endConn(nc Conn, remoteAddr string, p any) {
+	if p != nil {
+		s.logf.printf("derp: panic serving %s: %v\n%s", remoteAddr, p, debug.Stack())
+	}
+	nc.Close()
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+	s.accepting.Done()
+}
+
 func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,6 +363,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.cancel()
 	close(s.rttStop)
 	close(s.closing)
 	for nc := range s.conns {

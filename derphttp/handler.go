@@ -29,7 +29,7 @@ const (
 // Handler returns the handler for the /derp endpoint. It answers requests
 // for /derp/probe and /derp/latency-check like ProbeHandler, refuses
 // requests that do not ask to upgrade, hijacks the connection and serves
-// DERP on it with s.Accept until the connection ends.
+// DERP on it with s.AcceptBackground, returning at once.
 func Handler(s *derp.Server) http.Handler {
 	return LoggingHandler(s, nil)
 }
@@ -101,14 +101,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		nc.SetWriteDeadline(time.Time{})
 	}
 
-	// After the hijack the request context no longer follows the
-	// connection; it still carries the HTTP server's base context, so a
-	// daemon cancelling that ends the DERP connection too.
+	// The handler returns at once: the connection is served on goroutines
+	// of the server's own, so that the HTTP server's goroutine, with its
+	// grown stack, request and buffers, does not live as long as the
+	// connection. It ends with the client or with s.Close; the request's
+	// context is cancelled as soon as the handler returns.
 	// A region client that could not reach its region's first node
 	// names that node in Ideal-Node; any non-empty value marks the
 	// connection not ideal. WebSocket connections never get here.
 	opts := derp.ConnOptions{NotIdeal: r.Header.Get(IdealNodeHeader) != ""}
-	h.s.AcceptWithOptions(r.Context(), nc, brw, remoteAddr(nc, r), opts)
+	h.s.AcceptBackground(r.Context(), nc, brw, remoteAddr(nc, r), opts)
 }
 
 // remoteAddr returns the client's "ip:port", from the TCP connection when

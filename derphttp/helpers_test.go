@@ -134,6 +134,7 @@ type serverOpts struct {
 	addr      string // listen address; default 127.0.0.1:0
 	priv      key.NodePrivate
 	meshKey   string
+	noRecord  bool // serve the listener's own connections, unwrapped
 }
 
 func newTestServer(t testing.TB, o serverOpts) *testServer {
@@ -188,7 +189,9 @@ func newTestServer(t testing.TB, o serverOpts) *testServer {
 	}
 	// Wrapping the (TLS) listener lets the test see the plaintext the
 	// server writes.
-	l = recordingListener{Listener: l, rec: ts.rec}
+	if !o.noRecord {
+		l = recordingListener{Listener: l, rec: ts.rec}
+	}
 	ts.url = scheme + "://" + ts.addr + "/derp"
 	go ts.hs.Serve(l)
 	t.Cleanup(ts.close)

@@ -1,3 +1,5 @@
+//go:build !race
+
 package interop
 
 import (
@@ -252,11 +254,12 @@ func send(t *testing.T, w, r net.Conn, seed uint64, what string) float64 {
 	if rerr != nil {
 		w.Close() // unblock the writer
 	}
-	if err := <-sent; err != nil {
-		t.Fatalf("%s: writing: %v", what, err)
-	}
+	werr := <-sent
 	if rerr != nil {
-		t.Fatalf("%s: read %d of %d bytes in %v: %v", what, n, transferSize, elapsed, rerr)
+		t.Fatalf("%s: read %d of %d bytes in %v (%.2f MB/s): %v (writer: %v)", what, n, transferSize, elapsed, float64(n)/1e6/elapsed.Seconds(), rerr, werr)
+	}
+	if werr != nil {
+		t.Fatalf("%s: writing: %v", what, werr)
 	}
 	if got := h.Sum(nil); string(got) != string(want[:]) {
 		t.Fatalf("%s: SHA-256 mismatch", what)

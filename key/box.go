@@ -19,13 +19,15 @@ func sharedKey(priv NodePrivate, pub NodePublic) (*[32]byte, error) {
 	if priv.IsZero() || pub.IsZero() {
 		return nil, ErrZeroKey
 	}
-	// box.Precompute cannot report a low-order point, so X25519 runs first
-	// only for its check: it fails when the shared point is all zeros.
-	if _, err := curve25519.X25519(priv.k[:], pub.k[:]); err != nil {
+	// X25519 fails when the shared point is all zeros, which box.Precompute
+	// would not notice; its result then goes through the same HSalsa20
+	// step as in box.Precompute, so one scalar multiplication does.
+	x, err := curve25519.X25519(priv.k[:], pub.k[:])
+	if err != nil {
 		return nil, fmt.Errorf("key: computing shared secret: %w", err)
 	}
 	var k [32]byte
-	box.Precompute(&k, &pub.k, &priv.k)
+	hsalsa(&k, (*[32]byte)(x))
 	return &k, nil
 }
 

@@ -9,8 +9,8 @@
 // is the median of several interleaved runs, with its min and max; the
 // table divides openderp's figure by each reference's, run by run.
 //
-//	go run .            # full run, about 10 minutes on 2 cores
-//	QUICK=1 go run .    # smoke run, about a minute
+//	go run .            # full run: 3 x 7-13 minutes on a busy 2-core machine
+//	QUICK=1 go run .    # smoke run, about two minutes
 //
 // See docs/performance.md for the method and the latest table.
 package main

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,10 +36,22 @@ func loopback443(t *testing.T) (ip, addr string) {
 func TestE2EACMEIPCerts(t *testing.T) {
 	pb := pebbletest.Start(t)
 	ip, addr := loopback443(t)
+	p80 := freePort(t, "tcp")
 	d := startDerper(t, []string{"SSL_CERT_FILE=" + pb.APICAFile, "SSL_CERT_DIR=/nonexistent"},
 		"-a", addr, "-c", filepath.Join(t.TempDir(), "c.json"), "-certdir", t.TempDir(),
 		"-hostname", ip, "-acme-ip-certs", "-acme-email", "ops@example.com", "-acme-directory-url", pb.DirectoryURL,
-		"-http-port", "-1", "-stun=false")
+		"-http-port", fmt.Sprint(p80), "-stun=false")
+
+	// Port 80: challenge paths belong to the IP manager (unknown tokens
+	// 404 in IP-only mode); the captive-portal check still works.
+	noRedirect := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	p80base := fmt.Sprintf("http://%s", net.JoinHostPort(ip, fmt.Sprint(p80)))
+	if resp, _ := httpGet(t, noRedirect, p80base+"/.well-known/acme-challenge/unknown-token"); resp.StatusCode != 404 {
+		t.Errorf("unknown challenge token: %d", resp.StatusCode)
+	}
+	if resp, _ := httpGet(t, noRedirect, p80base+"/generate_204"); resp.StatusCode != 204 {
+		t.Errorf("port 80 generate_204: %d", resp.StatusCode)
+	}
 	dl := tls.Dialer{Config: &tls.Config{ServerName: ip, RootCAs: pb.IssuedRoots}}
 	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()

@@ -54,6 +54,12 @@ type options struct {
 	acmeEABKid  string
 	acmeEABKey  string
 	acmeIPCerts bool
+
+	limits connLimits // see limits.go
+
+	// openderp only
+	metricsAddr   string
+	tlsMinVersion string
 }
 
 // flagDefaults holds the defaults that depend on the machine, so tests can
@@ -120,6 +126,9 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.StringVar(&o.acmeEABKid, "acme-eab-kid", "", "ACME external account binding key ID; required by -certmode=gcp")
 	fs.StringVar(&o.acmeEABKey, "acme-eab-key", "", "ACME external account binding HMAC key, base64 (URL-safe unpadded or standard); required by -certmode=gcp")
 	fs.BoolVar(&o.acmeIPCerts, "acme-ip-certs", false, "with -certmode=letsencrypt, get short-lived certificates for the IP address each TLS connection arrived on (HTTP-01 on port 80, which must be reachable)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "openderp only: host:port of a separate plain-HTTP listener serving only /metrics (Prometheus text) and /healthz, never /debug/; empty turns it off")
+	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
+	registerLimitFlags(fs, &o.limits)
 	return o
 }

@@ -191,3 +191,21 @@ func TestMetricNames(t *testing.T) {
 		t.Error("browser headers missing")
 	}
 }
+
+// FuzzParseHome: only "", "blank" and http(s) URLs are accepted, and a
+// URL is redirected to verbatim.
+func FuzzParseHome(f *testing.F) {
+	for _, s := range []string{"", "blank", "https://x", "http://", "ftp://x", "BLANK"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		hc, err := parseHome(s)
+		isURL := strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+		if (err == nil) != (s == "" || s == "blank" || isURL) {
+			t.Fatalf("%q: err %v", s, err)
+		}
+		if err == nil && isURL && hc.redirect != s {
+			t.Fatalf("%q: redirect %q", s, hc.redirect)
+		}
+	})
+}

@@ -144,3 +144,25 @@ func TestParseMeshWith(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseMeshWith: an accepted list has one peer per comma-separated
+// entry, each with non-empty host and dial host free of '/'.
+func FuzzParseMeshWith(f *testing.F) {
+	for _, s := range []string{"", "a", "a/b", "a/b/c", "a,b/c", ",", "a/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := parseMeshWith(s)
+		if err != nil || s == "" {
+			return
+		}
+		if len(ps) != strings.Count(s, ",")+1 {
+			t.Fatalf("%q: %d peers", s, len(ps))
+		}
+		for _, p := range ps {
+			if p.host == "" || p.dialHost == "" || strings.Contains(p.host+p.dialHost, "/") || strings.Contains(p.host+p.dialHost, ",") {
+				t.Fatalf("%q: bad peer %+v", s, p)
+			}
+		}
+	})
+}

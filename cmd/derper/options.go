@@ -12,6 +12,8 @@ type checkedOptions struct {
 	home     homeConfig
 	mesh     []meshPeer
 	debugEnv debugweb.Env
+
+	tlsMinVersion uint16 // from -tls-min-version
 }
 
 // checkOptions validates every setting that can be checked before
@@ -24,6 +26,9 @@ func checkOptions(o *options) (*checkedOptions, error) {
 		// The reference takes a negative value and then fails every
 		// write. See docs/compat.md#derper-write-timeout-flag.
 		return nil, errors.New("derper: -tcp-write-timeout must not be negative (0 disables it)")
+	}
+	if c.tlsMinVersion, err = parseTLSMinVersion(o.tlsMinVersion); err != nil {
+		return nil, err
 	}
 	if c.home, err = parseHome(o.home); err != nil {
 		return nil, err

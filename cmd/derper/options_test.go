@@ -18,6 +18,8 @@ func TestCheckOptions(t *testing.T) {
 		{"negative write timeout", func(o *options) { o.tcpWriteTimeout = -time.Second }, "", "must not be negative"},
 		{"home", func(o *options) { o.home = "nope" }, "", `unknown --home value "nope"`},
 		{"mesh", func(o *options) { o.meshWith = "a/b/c" }, "", "startMesh: too many components"},
+		{"tls 1.3", func(o *options) { o.tlsMinVersion = "1.3" }, "", ""},
+		{"tls 1.1", func(o *options) { o.tlsMinVersion = "1.1" }, "", `-tls-min-version "1.1": want "1.2" or "1.3"`},
 		{"cidrs", func(*options) {}, "10.0.0.0/8, 10.0.0.1", "invalid CIDR"},
 		{"good cidrs", func(*options) {}, " 10.0.0.0/8 , fd00::/8", ""},
 	}

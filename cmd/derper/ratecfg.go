@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/openderp/openderp/derp"
 )
@@ -37,36 +34,25 @@ func loadRateConfig(path string) (derp.RateLimit, error) {
 	return parseRateConfig(b)
 }
 
-// applyRateConfig loads path into s, then reloads it on every SIGHUP
-// until ctx ends. A failed first load is returned; a failed reload is
-// logged and keeps the limit in force. Without -rate-config nothing
-// catches SIGHUP, which then ends the process as it always has.
-func applyRateConfig(ctx context.Context, s *derp.Server, path string, logf func(string, ...any)) error {
+// applyRateConfig loads path into s and registers its reload on hub. A
+// failed first load is returned; a failed reload is logged and keeps the
+// limit in force.
+func applyRateConfig(s *derp.Server, path string, hub *reloadHub, logf func(string, ...any)) error {
 	l, err := loadRateConfig(path)
 	if err != nil {
 		return err
 	}
 	s.SetPerClientRateLimit(l)
 	logRateLimit(s, logf)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-			}
-			l, err := loadRateConfig(path)
-			if err != nil {
-				logf("derper: rate config not reloaded: %v", err)
-				continue
-			}
-			s.SetPerClientRateLimit(l)
-			logRateLimit(s, logf)
+	hub.add("rate config", func() {
+		l, err := loadRateConfig(path)
+		if err != nil {
+			logf("derper: rate config not reloaded: %v", err)
+			return
 		}
-	}()
+		s.SetPerClientRateLimit(l)
+		logRateLimit(s, logf)
+	})
 	return nil
 }
 

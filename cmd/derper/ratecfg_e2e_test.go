@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derphttp"
 	"github.com/openderp/openderp/key"
@@ -46,6 +49,31 @@ func (d *daemon) waitLog(t *testing.T, s string) {
 	}
 }
 
+// checkVarzParses requires the whole /debug/varz body to be valid
+// exposition text (no family written twice) with the drop counters of
+// both eras.
+func checkVarzParses(t *testing.T, body string) {
+	t.Helper()
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/debug/varz does not parse: %v", err)
+	}
+	for name, series := range map[string]int{
+		"derp_packets_dropped": 14, "derp_bytes_dropped": 14,
+		"derp_packets_dropped_reason": 7, "derp_packets_dropped_type": 2,
+		"derp_current_notideal_connections": 1, "derp_sclient_write_timeouts": 1,
+		"derp_rate_limit_per_client_waited": 1,
+	} {
+		if f := fams[name]; f == nil || len(f.Metric) != series {
+			t.Errorf("family %s: %v; want %d series", name, f, series)
+		}
+	}
+	if f := fams["derp_rate_limit_per_client_bytes_per_second"]; f == nil || f.GetType().String() != "UNTYPED" {
+		t.Errorf("rate gauge: %v", f)
+	}
+}
+
 // TestE2ERateConfig runs derper with -rate-config and -disallow-app-names:
 // a fast sender is slowed, not dropped; SIGHUP reloads the file and keeps
 // the old limit when the new file is bad; listed app names are refused.
@@ -67,6 +95,7 @@ func TestE2ERateConfig(t *testing.T) {
 		return body
 	}
 	v := varz()
+	checkVarzParses(t, v)
 	if got := varzValue(v, "derp_rate_limit_per_client_bytes_per_second"); got != 1000000 {
 		t.Errorf("rate = %d\n", got)
 	}

@@ -94,8 +94,9 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	s := derp.NewServer(priv, logf)
 	defer s.Close()
 	s.SetDisallowedAppNames(parseAppNames(o.disallowAppNames))
+	hub := new(reloadHub)
 	if o.rateConfig != "" {
-		if err := applyRateConfig(ctx, s, o.rateConfig, logf); err != nil {
+		if err := applyRateConfig(s, o.rateConfig, hub, logf); err != nil {
 			return err
 		}
 	}
@@ -106,6 +107,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	s.SetVerifyClientURL(o.verifyClientURL)
 	s.SetVerifyClientURLFailOpen(o.verifyClientFailOpen)
 	s.SetTCPWriteTimeout(o.tcpWriteTimeout)
+	o.limits.applyServer(s)
 	mk, err := meshKey(o, os.LookupEnv, logf)
 	if err != nil {
 		return err
@@ -117,6 +119,16 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		return fmt.Errorf("startMesh: %w", err)
 	}
 	publishProcessVars(s)
+	hl := new(health)
+	if o.metricsAddr != "" {
+		mctx, mcancel := context.WithCancel(ctx)
+		wait, err := startMetrics(mctx, o.metricsAddr, hl, logf, errLog)
+		if err != nil {
+			mcancel()
+			return err
+		}
+		defer func() { mcancel(); wait() }()
+	}
 
 	mux := http.NewServeMux()
 	dbg := debugweb.New(mux, "derper", derp.Version, cfg.debugEnv, o.dev)
@@ -156,7 +168,11 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		if err != nil {
 			return fmt.Errorf("derper: can not start cert provider: %w", err)
 		}
+		if r, ok := p.(certs.Reloader); ok {
+			watchCertificate(ctx, r, hub, logf)
+		}
 	}
+	hub.start(ctx, logf)
 	ln, err := listen(ctx, o.addr, o.tcpKeepAlive, o.tcpUserTimeout)
 	if err != nil {
 		return fmt.Errorf("derper: %w", err)
@@ -173,6 +189,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	serve := func() error { return srv.Serve(ln) }
 	if serveTLS {
 		tcfg := p.TLSConfig()
+		tcfg.MinVersion = cfg.tlsMinVersion
 		tcfg.GetCertificate = derphttp.GetCertificateWithMetaCert(tcfg.GetCertificate, s.MetaCert())
 		srv.TLSConfig = tcfg
 		// Offer HTTP/2 only where the provider advertises it (ACME mode,
@@ -191,7 +208,11 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		srv.Handler = tm.wrap(refuseConnect(mux))
 		limited := newLimitedListener(ln, o.acceptConnLimit, o.acceptConnBurst)
 		publish("tls_listener", limited.expVar())
-		serve = func() error { return srv.ServeTLS(limited, "", "") }
+		ll := o.limits.listener(limited)
+		defer ll.Close()
+		publish("conn_limits", ll.ExpVar())
+		o.limits.apply(srv, ll)
+		serve = func() error { return srv.ServeTLS(ll, "", "") }
 
 		if o.httpPort > -1 {
 			ln80, err := listen(ctx, net.JoinHostPort(host, strconv.Itoa(o.httpPort)), o.tcpKeepAlive, o.tcpUserTimeout)
@@ -213,6 +234,11 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		}
 		logf("derper: serving on %s with TLS", o.addr)
 	} else {
+		ll := o.limits.listener(ln)
+		defer ll.Close()
+		publish("conn_limits", ll.ExpVar())
+		o.limits.apply(srv, ll)
+		serve = func() error { return srv.Serve(ll) }
 		logf("derper: serving on %s", o.addr)
 	}
 

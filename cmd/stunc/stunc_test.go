@@ -211,3 +211,26 @@ func TestParseCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseCommandLine checks that any argument list either parses to one
+// or two positional arguments and a positive timeout, or is refused with
+// a message, and never panics.
+func FuzzParseCommandLine(f *testing.F) {
+	f.Add("-timeout\x001s\x00host\x003478")
+	f.Add("host")
+	f.Add("-timeout=0\x00h")
+	f.Fuzz(func(t *testing.T, joined string) {
+		args := append([]string{"stunc"}, strings.Split(joined, "\x00")...)
+		var out strings.Builder
+		got, timeout, err := parseCommandLine(args, &out)
+		if err != nil {
+			if out.Len() == 0 {
+				t.Fatalf("%q refused without a message", args)
+			}
+			return
+		}
+		if timeout <= 0 || len(got) < 2 || len(got) > 3 || got[0] != "stunc" {
+			t.Fatalf("%q parsed to %q, %v", args, got, timeout)
+		}
+	})
+}

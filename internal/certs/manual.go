@@ -12,15 +12,36 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/openderp/openderp/derpmap"
 )
 
-// manualProvider serves one certificate loaded from disk at startup.
+// manualProvider serves one certificate loaded from disk, and swaps in a
+// new one when Reload finds a good pair in the files.
 type manualProvider struct {
-	hostname string
-	ipHost   bool // hostname is an IP literal: no SNI check
-	cert     *tls.Certificate
+	hostname     string
+	ipHost       bool // hostname is an IP literal: no SNI check
+	crt, keyFile string
+	logf         func(string, ...any)
+
+	cert atomic.Pointer[tls.Certificate] // never nil; Leaf set
+}
+
+// A Reloader is a Provider that can re-read its certificate without a
+// restart. The manual mode provider is one.
+type Reloader interface {
+	// Reload reads the certificate files again and, if they hold a good
+	// pair (readable, key matching, valid for the host name and, unlike
+	// at startup, not expired or not yet valid), serves it to new TLS
+	// connections. On error the certificate in use stays. Established
+	// connections are never affected.
+	Reload() error
+	// Leaf returns the certificate being served.
+	Leaf() *x509.Certificate
+	// Files returns the certificate and key file that Reload reads.
+	Files() (crt, key string)
 }
 
 // manualFileName keeps only characters safe in a file name.
@@ -55,6 +76,20 @@ func newManual(cfg *Config) (*manualProvider, error) {
 			return nil, fmt.Errorf("certs: generating a self-signed certificate for %s: %w", hostname, err)
 		}
 	}
+	cert, err := loadManual(crt, keyFile, hostname, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	p := &manualProvider{hostname: hostname, ipHost: isIP, crt: crt, keyFile: keyFile, logf: cfg.logf}
+	p.cert.Store(cert)
+	p.logPin()
+	return p, nil
+}
+
+// loadManual loads and checks a certificate pair. A non-zero now also
+// rejects a certificate that is not valid at that time; startup does not
+// check, as the reference does not.
+func loadManual(crt, keyFile, hostname string, now time.Time) (*tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(crt, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("certs: loading %s: %w", crt, err)
@@ -66,20 +101,56 @@ func newManual(cfg *Config) (*manualProvider, error) {
 	if err := leaf.VerifyHostname(hostname); err != nil {
 		return nil, fmt.Errorf("certs: %s: %w", crt, err)
 	}
-	cert.Leaf = leaf
-	if isIP {
-		// The wording is today's derper's, "self-signed" even for a
-		// CA-issued file, so that log readers find the same lines.
-		node, _ := json.Marshal(struct {
-			Name     string
-			RegionID int
-			HostName string
-			CertName string
-		}{"custom", 900, hostname, derpmap.CertPin(cert.Certificate[0])})
-		cfg.logf("Using self-signed certificate for IP address %q. Configure it in DERPMap using: (https://tailscale.com/s/custom-derp)\n  %s", hostname, node)
+	if !now.IsZero() && (now.After(leaf.NotAfter) || now.Before(leaf.NotBefore)) {
+		return nil, fmt.Errorf("certs: %s: %w", crt, &ExpiredError{NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter})
 	}
-	return &manualProvider{hostname: hostname, ipHost: isIP, cert: &cert}, nil
+	cert.Leaf = leaf
+	return &cert, nil
 }
+
+// ExpiredError reports a certificate used outside its validity period.
+type ExpiredError struct {
+	NotBefore, NotAfter time.Time
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("certificate valid only from %s to %s", e.NotBefore.UTC().Format(time.RFC3339), e.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// logPin logs, for an IP host name, the DERP map node that pins the
+// certificate being served.
+func (p *manualProvider) logPin() {
+	if !p.ipHost {
+		return
+	}
+	// The wording is today's derper's, "self-signed" even for a
+	// CA-issued file, so that log readers find the same lines.
+	node, _ := json.Marshal(struct {
+		Name     string
+		RegionID int
+		HostName string
+		CertName string
+	}{"custom", 900, p.hostname, derpmap.CertPin(p.cert.Load().Certificate[0])})
+	p.logf("Using self-signed certificate for IP address %q. Configure it in DERPMap using: (https://tailscale.com/s/custom-derp)\n  %s", p.hostname, node)
+}
+
+// Reload implements Reloader. For an IP host name a new certificate
+// means a new pin, which is logged again.
+func (p *manualProvider) Reload() error {
+	cert, err := loadManual(p.crt, p.keyFile, p.hostname, time.Now())
+	if err != nil {
+		return err
+	}
+	p.cert.Store(cert)
+	p.logPin()
+	return nil
+}
+
+// Leaf implements Reloader.
+func (p *manualProvider) Leaf() *x509.Certificate { return p.cert.Load().Leaf }
+
+// Files implements Reloader.
+func (p *manualProvider) Files() (crt, key string) { return p.crt, p.keyFile }
 
 func missing(path string) bool {
 	_, err := os.Stat(path)
@@ -103,7 +174,7 @@ func (p *manualProvider) getCertificate(hi *tls.ClientHelloInfo) (*tls.Certifica
 	}
 	// A copy whose chain has no spare capacity, so appending the meta
 	// certificate for one handshake never touches the shared one.
-	c := *p.cert
+	c := *p.cert.Load()
 	c.Certificate = c.Certificate[:len(c.Certificate):len(c.Certificate)]
 	return &c, nil
 }

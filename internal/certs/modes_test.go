@@ -228,8 +228,35 @@ func TestManualChainNeverGrows(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Certificate = append(c.Certificate, []byte{byte(i)})
-		if n := len(p.(*manualProvider).cert.Certificate); n != 1 {
+		if n := len(p.(*manualProvider).cert.Load().Certificate); n != 1 {
 			t.Fatalf("stored chain has %d certificates after %d handshakes", n, i+1)
 		}
 	}
+}
+
+// FuzzDecodeEABKey: a key is accepted exactly when it is URL-safe
+// unpadded or standard padded base64, and decodes to the same bytes.
+func FuzzDecodeEABKey(f *testing.F) {
+	for _, s := range []string{"", "a2V5", "a2V5==", "-_-_", "%%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := decodeEABKey(s)
+		u, uerr := base64.RawURLEncoding.DecodeString(s)
+		st, serr := base64.StdEncoding.DecodeString(s)
+		switch {
+		case uerr == nil:
+			if err != nil || string(b) != string(u) {
+				t.Fatalf("%q: %x %v, want %x", s, b, err, u)
+			}
+		case serr == nil:
+			if err != nil || string(b) != string(st) {
+				t.Fatalf("%q: %x %v, want %x", s, b, err, st)
+			}
+		default:
+			if err == nil {
+				t.Fatalf("%q accepted", s)
+			}
+		}
+	})
 }

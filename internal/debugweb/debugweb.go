@@ -40,6 +40,8 @@ func New(mux *http.ServeMux, name, version string, env Env, dev bool) *Debugger 
 	d := &Debugger{mux: mux, name: name, env: env, dev: dev, version: version}
 	mux.Handle("/debug/", d.protect(http.HandlerFunc(d.serveIndex), false))
 	d.Handle("vars", "Metrics (Go)", expvar.Handler())
+	d.Handle("runtime-metrics", "Go runtime metrics", http.HandlerFunc(serveRuntimeMetrics))
+	d.HandleSilent("runtime-metrics/", http.HandlerFunc(serveRuntimeMetrics))
 	d.Handle("varz", "Metrics (Prometheus)", http.HandlerFunc(varz.CombinedHandler))
 	d.Handle("pprof/", "pprof (index)", http.HandlerFunc(pprof.Index))
 	// Named profiles under pprof/ are served by pprof.Index; these are the

@@ -1,6 +1,7 @@
 package debugweb
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -92,7 +93,7 @@ func TestPages(t *testing.T) {
 	if rec.Code != 200 || !strings.Contains(body, "<title>derper debug</title>") {
 		t.Fatalf("index: %d %s", rec.Code, body)
 	}
-	order := []string{"Uptime", "Version", "TLS hostname", "/debug/vars", "/debug/varz", "/debug/pprof/", "goroutine?debug=1", "goroutine?debug=2", "/debug/gc", "/debug/check"}
+	order := []string{"Uptime", "Version", "TLS hostname", "/debug/vars", "/debug/runtime-metrics", "/debug/varz", "/debug/pprof/", "goroutine?debug=1", "goroutine?debug=2", "/debug/gc", "/debug/check"}
 	last := -1
 	for _, s := range order {
 		i := strings.Index(body, s)
@@ -197,4 +198,62 @@ func FuzzParseTrustedCIDRs(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRuntimeMetrics(t *testing.T) {
+	mux := http.NewServeMux()
+	New(mux, "derper", "1", Env{}, false)
+	get := func(target, accept string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", target, nil)
+		r.RemoteAddr = "127.0.0.1:1"
+		if accept != "" {
+			r.Header.Set("Accept", accept)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, r)
+		return rec
+	}
+	const gor = "/sched/goroutines:goroutines"
+	tests := []struct {
+		target, accept string
+		code           int
+		ctype, has     string
+	}{
+		{"/debug/runtime-metrics", "", 200, "text/plain; charset=utf-8", gor + "\n"},
+		{"/debug/runtime-metrics", "text/html,*/*", 200, "text/html; charset=utf-8", "<a href=\"/debug/runtime-metrics" + gor + "\">"},
+		{"/debug/runtime-metrics?format=text", "text/html", 200, "text/plain; charset=utf-8", gor},
+		{"/debug/runtime-metrics?format=html", "", 200, "text/html; charset=utf-8", "<h1>"},
+		{"/debug/runtime-metrics?name=" + gor, "", 200, "application/json", `{"` + gor + `":`},
+		{"/debug/runtime-metrics?name=/sched/*&name=" + gor, "", 200, "application/json", `"` + gor + `":`},
+		{"/debug/runtime-metrics?name=/gc/pauses:seconds", "", 200, "application/json", `"buckets":[`},
+		{"/debug/runtime-metrics?name=/no/such:thing", "", 404, "", ""},
+		{"/debug/runtime-metrics" + gor, "", 200, "application/json", ""},
+		{"/debug/runtime-metrics/no/such:thing", "", 404, "", ""},
+	}
+	for _, tt := range tests {
+		rec := get(tt.target, tt.accept)
+		if rec.Code != tt.code {
+			t.Errorf("%s: %d, want %d", tt.target, rec.Code, tt.code)
+			continue
+		}
+		if tt.code != 200 {
+			continue
+		}
+		if rec.Header().Get("Content-Type") != tt.ctype || !strings.Contains(rec.Body.String(), tt.has) {
+			t.Errorf("%s: %q %.200q", tt.target, rec.Header().Get("Content-Type"), rec.Body)
+		}
+		if tt.ctype == "application/json" {
+			var v any
+			if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+				t.Errorf("%s: bad JSON: %v", tt.target, err)
+			}
+		}
+	}
+	var n float64
+	if err := json.Unmarshal(get("/debug/runtime-metrics"+gor, "").Body.Bytes(), &n); err != nil || n < 1 {
+		t.Errorf("bare value: %v %v", n, err)
+	}
+	if rec := serve(mux, "/debug/runtime-metrics", "198.51.100.1:1"); rec.Code != 403 {
+		t.Errorf("public access: %d", rec.Code)
+	}
 }

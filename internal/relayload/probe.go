@@ -79,6 +79,7 @@ func (pr *probe) run(r *run) {
 				pr.mu.Unlock()
 				break wait
 			case <-r.stopCh:
+				pr.finishFirst(seq, t0, t)
 				return
 			}
 		}
@@ -86,6 +87,33 @@ func (pr *probe) run(r *run) {
 		select {
 		case <-t.C:
 		case <-r.stopCh:
+			return
+		}
+	}
+}
+
+// finishFirst lets the run's first round trip, still outstanding when the
+// run stops, complete within probeTimeout (t is already running), so that
+// a short run on a busy machine still reports a sample unless the probe
+// was really lost. Later outstanding probes are abandoned.
+func (pr *probe) finishFirst(seq uint64, t0 time.Time, t *time.Timer) {
+	pr.mu.Lock()
+	first := len(pr.samples) == 0 && pr.lost == 0
+	pr.mu.Unlock()
+	if !first {
+		return
+	}
+	for {
+		select {
+		case got := <-pr.reply:
+			if got == seq {
+				pr.add(time.Since(t0))
+				return
+			}
+		case <-t.C:
+			pr.mu.Lock()
+			pr.lost++
+			pr.mu.Unlock()
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package stunserver_test
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/openderp/openderp/stun"
 	"github.com/openderp/openderp/stun/stunserver"
@@ -82,4 +83,39 @@ func TestAmplificationLimitOff(t *testing.T) {
 			t.Fatal("refused with the limit off")
 		}
 	}
+}
+
+// FuzzAmplificationBudget drives the limiter with arbitrary sources and
+// request sizes and checks its invariant: within the run, no source is
+// answered more excess bytes than the burst plus what the rate earns.
+func FuzzAmplificationBudget(f *testing.F) {
+	f.Add([]byte{1, 20, 2, 20, 1, 20, 1, 40})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		s := stunserver.New(nil)
+		const rate, burst = 100, 200
+		s.SetAmplificationLimit(rate, burst)
+		start := time.Now()
+		excess := map[netip.Addr]int{}
+		buf := make([]byte, 0, 64)
+		for i := 0; i+1 < len(ops); i += 2 {
+			src := netip.AddrFrom4([4]byte{192, 0, 2, ops[i] % 4})
+			req := bareRequest(stun.NewTxID())
+			// Pad with an unknown attribute to vary the request size.
+			if pad := int(ops[i+1]) % 40 &^ 3; pad >= 4 {
+				req[3] = byte(pad)
+				req = append(req, 0x80, 0x99, 0, byte(pad-4))
+				req = append(req, make([]byte, pad-4)...)
+			}
+			out, ok := s.Answer(buf[:0], req, netip.AddrPortFrom(src, 9))
+			if ok {
+				excess[src] += max(0, len(out)-len(req))
+			}
+		}
+		allowed := burst + int(time.Since(start).Seconds()*rate) + 1
+		for src, e := range excess {
+			if e > allowed {
+				t.Fatalf("%v got %d excess bytes, allowed %d", src, e, allowed)
+			}
+		}
+	})
 }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package latest
+
+import "os/exec"
+
+func dieWithParent(*exec.Cmd) {}
