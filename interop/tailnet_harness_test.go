@@ -32,6 +32,8 @@ import (
 	"tailscale.com/tsnet"
 	"tailscale.com/tstest/integration/testcontrol"
 	tskey "tailscale.com/types/key"
+
+	"github.com/openderp/openderp/internal/loopguard"
 )
 
 // tailRelay is a DERP server, ours or the reference's, behind TLS on a
@@ -371,8 +373,8 @@ type nodeLog struct {
 
 func (l *nodeLog) logf(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
-	if logTriesOutside(line) {
-		noteOutside("node log: " + line)
+	if loopguard.LogTriesOutside(line) {
+		loopguard.Note("node log: " + line)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -15,6 +15,8 @@ import (
 	"github.com/openderp/openderp/derphttp"
 	"tailscale.com/envknob"
 	"tailscale.com/tailcfg"
+
+	"github.com/openderp/openderp/internal/loopguard"
 )
 
 // transferSize is what the bulk transfer carries each way.
@@ -82,10 +84,10 @@ func TestTailnetMesh(t *testing.T) {
 // guardOutside fails the test if, while it runs, anything tries to reach
 // an address off loopback.
 func guardOutside(t *testing.T) {
-	seen := len(outsideAttempts())
-	watchSockets(t)
+	seen := len(loopguard.Attempts())
+	loopguard.Watch(t)
 	t.Cleanup(func() {
-		if got := outsideAttempts(); len(got) > seen {
+		if got := loopguard.Attempts(); len(got) > seen {
 			t.Errorf("attempts to leave loopback:\n%v", got[seen:])
 		}
 	})

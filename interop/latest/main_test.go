@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/openderp/openderp/internal/leakcheck"
+
+	"github.com/openderp/openderp/internal/loopguard"
 )
 
 // The test certificate, made once: the reference's TLS and WebSocket
@@ -111,6 +113,6 @@ func setupChild() (string, error) {
 		return dir, fmt.Errorf("writing the test certificate: %w", err)
 	}
 	os.Setenv("SSL_CERT_FILE", f)
-	guardResolver()
+	loopguard.GuardResolver()
 	return dir, nil
 }

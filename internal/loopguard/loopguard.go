@@ -1,4 +1,9 @@
-package interop
+// Package loopguard keeps tests that run real Tailscale nodes on loopback
+// honest: it records every attempt to reach an address that is not on
+// this machine, from a guarded resolver, a watch over the process's
+// sockets and a scan of the nodes' log lines. The interop test modules use
+// it; a test fails when Attempts grows.
+package loopguard
 
 import (
 	"bufio"
@@ -22,7 +27,8 @@ var outside struct {
 	seen []string
 }
 
-func noteOutside(what string) {
+// Note records an attempt to leave loopback, once per distinct text.
+func Note(what string) {
 	outside.mu.Lock()
 	defer outside.mu.Unlock()
 	for _, s := range outside.seen {
@@ -33,16 +39,17 @@ func noteOutside(what string) {
 	outside.seen = append(outside.seen, what)
 }
 
-func outsideAttempts() []string {
+// Attempts returns every attempt recorded so far, in order.
+func Attempts() []string {
 	outside.mu.Lock()
 	defer outside.mu.Unlock()
 	return append([]string(nil), outside.seen...)
 }
 
-// guardResolver replaces the process's resolver with one that only
+// GuardResolver replaces the process's resolver with one that only
 // consults /etc/hosts and loopback name servers: a lookup that would ask
 // any other server is refused and recorded.
-func guardResolver() {
+func GuardResolver() {
 	net.DefaultResolver = &net.Resolver{
 		PreferGo: true,
 		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
@@ -50,18 +57,18 @@ func guardResolver() {
 				var d net.Dialer
 				return d.DialContext(ctx, network, address)
 			}
-			noteOutside("DNS query to " + address)
-			return nil, fmt.Errorf("interop: name server %s is not on loopback", address)
+			Note("DNS query to " + address)
+			return nil, fmt.Errorf("loopguard: name server %s is not on loopback", address)
 		},
 	}
 }
 
-// watchSockets samples the process's sockets every few milliseconds until
+// Watch samples the process's sockets every few milliseconds until
 // the test ends and records any whose peer is not a loopback address, so
 // a TCP connect or connected UDP socket towards the outside is seen even
 // when it fails. It works on Linux only, through /proc; elsewhere it does
 // nothing.
-func watchSockets(t *testing.T) {
+func Watch(t testing.TB) {
 	if _, err := os.Stat("/proc/self/net/tcp"); err != nil {
 		t.Logf("socket watch unavailable: %v", err)
 		return
@@ -113,7 +120,7 @@ func scanSockets() {
 			if !ok || peer.Addr().IsUnspecified() || peer.Addr().Unmap().IsLoopback() {
 				continue
 			}
-			noteOutside(fmt.Sprintf("%s socket to %v", proto, peer))
+			Note(fmt.Sprintf("%s socket to %v", proto, peer))
 		}
 		f.Close()
 	}
@@ -148,12 +155,13 @@ var outsideMarkers = []string{".tailscale.com", ".tailscale.io", "log.tailscale"
 
 // harmlessLines are log fragments of lines that mention such services
 // without reaching them: netcheck lists every captive portal endpoint it
-// knows, then asks only the first five (see derpRegion).
+// knows, then asks only the first five (the interop tests put loopback
+// decoys first).
 var harmlessLines = []string{"available captive portal detection endpoints"}
 
-// logTriesOutside reports whether a node's log line shows an attempt to
+// LogTriesOutside reports whether a node's log line shows an attempt to
 // leave loopback.
-func logTriesOutside(line string) bool {
+func LogTriesOutside(line string) bool {
 	for _, h := range harmlessLines {
 		if strings.Contains(line, h) {
 			return false
@@ -165,25 +173,4 @@ func logTriesOutside(line string) bool {
 		}
 	}
 	return false
-}
-
-func TestParseProcAddr(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want string
-		ok   bool
-	}{
-		{"0100007F:1F90", "127.0.0.1:8080", true},
-		{"00000000:0000", "0.0.0.0:0", true},
-		{"08080808:0035", "8.8.8.8:53", true},
-		{"00000000000000000000000001000000:0050", "[::1]:80", true},
-		{"0000000000000000FFFF00000100007F:0016", "[::ffff:127.0.0.1]:22", true},
-		{"zz:1", "", false},
-		{"0100007F", "", false},
-	} {
-		got, ok := parseProcAddr(tc.in)
-		if ok != tc.ok || (ok && got.String() != tc.want) {
-			t.Errorf("parseProcAddr(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
 }
