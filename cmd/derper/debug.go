@@ -19,7 +19,7 @@ func addDebugPages(d *debugweb.Debugger, s *derp.Server, hostname string) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		fmt.Fprint(w, "derp.Server ConsistencyCheck okay")
+		fmt.Fprint(w, "consistency check passed\n")
 	}))
 	d.Handle("traffic", "Traffic check", http.HandlerFunc(s.ServeDebugTraffic))
 	addClientsPage(d, s)
@@ -31,14 +31,14 @@ func addDebugPages(d *debugweb.Debugger, s *derp.Server, hostname string) {
 func serveSetMutexFraction(w http.ResponseWriter, r *http.Request) {
 	s := r.FormValue("rate")
 	if s == "" || r.Header.Get("Sec-Debug") != "derp" {
-		http.Error(w, "To set, use: curl -H 'Sec-Debug: derp' '.../debug/set-mutex-profile-fraction?rate=N'", http.StatusBadRequest)
+		http.Error(w, "usage: curl -H 'Sec-Debug: derp' '<this URL>?rate=N' sets the mutex profile fraction to N", http.StatusBadRequest)
 		return
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil {
-		http.Error(w, "bad rate value", http.StatusBadRequest)
+		http.Error(w, "rate must be an integer", http.StatusBadRequest)
 		return
 	}
 	old := runtime.SetMutexProfileFraction(v)
-	fmt.Fprintf(w, "mutex changed from %v to %v\n", old, v)
+	fmt.Fprintf(w, "mutex profile fraction: was %d, now %d\n", old, v)
 }

@@ -80,9 +80,9 @@ func (d *Debugger) Allowed(r *http.Request) bool { return d.env.Allowed(r) }
 func (d *Debugger) protect(h http.Handler, registered bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !d.env.Allowed(r) {
-			msg := "debug access denied"
+			msg := "debug pages are not open to this address"
 			if d.dev && registered {
-				msg += "; to permit access, set TS_ALLOW_DEBUG_IP=" + remoteIP(r)
+				msg += "; to open them to it, run with TS_ALLOW_DEBUG_IP=" + remoteIP(r)
 			}
 			http.Error(w, msg, http.StatusForbidden)
 			return
@@ -123,10 +123,10 @@ func (d *Debugger) serveIndex(w http.ResponseWriter, r *http.Request) {
 
 func serveGC(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprint(w, "running GC...\n")
+	fmt.Fprint(w, "garbage collection started\n")
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
 	runtime.GC()
-	fmt.Fprint(w, "Done.\n")
+	fmt.Fprint(w, "garbage collection finished\n")
 }
