@@ -51,6 +51,50 @@ func TestFlagTables(t *testing.T) {
 	})
 }
 
+// TestDerpprobeFlagTable holds the hand-written flag table of
+// docs/derpprobe.md against a freshly built derpprobe's -h: the same flag
+// names, with the same types. (Its meanings are longer than -h's, so only
+// names and types are compared.)
+func TestDerpprobeFlagTable(t *testing.T) {
+	root := repoRoot(t)
+	flags, err := ParseHelp(help(t, filepath.Join(binaries(t), "derpprobe")))
+	if err != nil {
+		t.Fatalf("derpprobe -h: %v", err)
+	}
+	if len(flags) < 10 {
+		t.Fatalf("derpprobe -h lists %d flags", len(flags))
+	}
+	md, err := os.ReadFile(filepath.Join(root, "docs", "derpprobe.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ParseTable(string(md))
+	if err != nil {
+		t.Fatalf("docs/derpprobe.md: %v", err)
+	}
+	types := map[string]string{}
+	for _, r := range rows {
+		types[r.Name] = r.Cells[0]
+	}
+	for _, f := range flags {
+		typ := f.Type
+		if typ == "" {
+			typ = "bool"
+		}
+		got, ok := types[f.Name]
+		switch {
+		case !ok:
+			t.Errorf("docs/derpprobe.md: no row for -%s", f.Name)
+		case got != typ:
+			t.Errorf("docs/derpprobe.md: -%s has type %q, -h says %q", f.Name, got, typ)
+		}
+		delete(types, f.Name)
+	}
+	for name := range types {
+		t.Errorf("docs/derpprobe.md: -%s is documented but derpprobe -h does not list it", name)
+	}
+}
+
 // checkTable compares the flag rows of md, each with ncells cells after the
 // flag's, with the flags of -h.
 func checkTable(t *testing.T, where, md string, flags []Flag, ncells int, meaning func(TableRow) (string, bool)) {
