@@ -116,15 +116,15 @@ func TestStatusHandler(t *testing.T) {
 		body := rec.Body.String()
 		for _, want := range []string{
 			"<title>DERP Prober</title>",
-			"1 out of 2 probes failed",
+			"probes failing: 1 of 2",
 			`<tr class="probe failed" data-name="bad">`,
 			`<tr class="probe succeeded" data-name="good">`,
 			`<svg class="spark"`,
 			`<rect class="fail"`,
 			`<circle class="latency"`, // one latency: a dot
-			`href="/debug/varz">Prober metrics</a>`,
-			`href="/debug/probe-run?name=good">Run Probe</a>`,
-			`href="/debug/probe-run?name=bad">Run Probe</a>`,
+			`href="/debug/varz">metrics</a>`,
+			`href="/debug/probe-run?name=good">run now</a>`,
+			`href="/debug/probe-run?name=bad">run now</a>`,
 			"cert &lt;expired&gt;", // escaped
 			"1m30s ago",
 			"derp_path=single",
@@ -168,7 +168,7 @@ func TestStatusAllHealthy(t *testing.T) {
 		p.Probe("bad").Close()
 		rec := httptest.NewRecorder()
 		p.StatusHandler("T").ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-		if !strings.Contains(rec.Body.String(), "All 1 probes are healthy") {
+		if !strings.Contains(rec.Body.String(), "probes passing: all 1") {
 			t.Errorf("summary missing:\n%s", rec.Body)
 		}
 	})

@@ -22,7 +22,7 @@ import (
 // path not under /debug/, and the access-controlled debug pages.
 func newMux(p *prober.Prober, reg *prometheus.Registry, logger *log.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
-	status := p.StatusHandler("DERP Prober")
+	status := p.StatusHandler("derpprobe: DERP relay checks")
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		logger.Printf("%s %s %s", r.RemoteAddr, r.Method, r.URL)
 		status.ServeHTTP(w, r)

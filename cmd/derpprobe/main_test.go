@@ -242,7 +242,7 @@ func TestServeDebugAccess(t *testing.T) {
 		{"/debug/probe-run?name=nope", "", 404, "no probe named \"nope\" can be run on demand"},
 		{"/debug/probe-run?name=derp/lab/a/tls", "192.0.2.1", 403, "debug pages are not open to this address"},
 		{"/debug/varz", "", 200, `derpprobe_result{class="tls",hostname="localhost",name="derp/lab/a/tls",region="lab",region_id="900"} 1`},
-		{"/some/other/path", "", 200, "All 9 probes are healthy"},
+		{"/some/other/path", "", 200, "probes passing: all 9"},
 	}
 	for _, tt := range tests {
 		req, _ := http.NewRequest("GET", base+tt.path, nil)
@@ -304,10 +304,10 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	dom := dumpDOM(t, browser, base+"/")
 	for _, want := range []string{
-		"<title>DERP Prober</title>",
-		`<p id="summary">7 out of 16 probes failed</p>`,
+		"<title>derpprobe: DERP relay checks</title>",
+		`<p id="summary">probes failing: 7 of 16</p>`,
 		`data-sparklines="16"`, // every row's history was laid out
-		`<a id="metrics" href="/debug/varz">Prober metrics</a>`,
+		`<a id="metrics" href="/debug/varz">metrics</a>`,
 		`data-sortable="ready"`, // the inline script ran
 	} {
 		if !strings.Contains(dom, want) {
@@ -319,7 +319,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatalf("rendered %d probe rows; want 16\n%s", len(rows), dom)
 	}
 	buttons := make(map[string]string) // probe name -> href
-	for _, m := range regexp.MustCompile(`<a class="run" href="([^"]+)">Run Probe</a>`).FindAllStringSubmatch(dom, -1) {
+	for _, m := range regexp.MustCompile(`<a class="run" href="([^"]+)">run now</a>`).FindAllStringSubmatch(dom, -1) {
 		u, err := url.Parse(html.UnescapeString(m[1]))
 		if err != nil || u.Path != "/debug/probe-run" {
 			t.Errorf("bad Run Probe link %q", m[1])
