@@ -1,12 +1,16 @@
 package doctest
 
 import (
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// update is the old way to regenerate; it now says where the generator is.
+var update = flag.Bool("update", false, "obsolete: run `make docs` instead")
 
 // openderpOnly starts the help text of every flag the reference derper
 // lacks; the generated tables show it as a mark instead.
@@ -18,6 +22,9 @@ const openderpOnly = "openderp only: "
 // non-machine defaults and "openderp only" marks. It never writes; the
 // generator is in cmd/derper/flagdoc_test.go.
 func TestFlagTables(t *testing.T) {
+	if *update {
+		t.Fatal("the flag tables are written by cmd/derper's TestFlagsDoc now: run `make docs`")
+	}
 	root := repoRoot(t)
 	flags, err := ParseHelp(help(t, filepath.Join(binaries(t), "derper")))
 	if err != nil {
