@@ -21,10 +21,10 @@ func ExampleRun() {
 	defer ts.Close()
 
 	res, err := relayload.Run(context.Background(), relayload.Config{
-		URL:      ts.URL + "/derp",
-		Pairs:    8,
-		Size:     1280,
-		Window:   32,
+		URL:    ts.URL + "/derp",
+		Pairs:  8,
+		Size:   1280,
+		Window: 32,
 		// Stop after 2,000 packets (Duration only bounds the run), so
 		// that what is printed does not depend on the machine's speed.
 		Duration:   time.Minute,
