@@ -197,12 +197,12 @@ loop:
 	var w workerTotals
 	for r := range results {
 		var x workerTotals
-		fmt.Sscanf(r, "result sent=%d recv=%d conns=%d errors=%d leave_timeouts=%d redials=%d",
-			&x.sent, &x.recv, &x.conns, &x.errs, &x.leaveTimeouts, &x.redials)
+		fmt.Sscanf(r, "result sent=%d recv=%d conns=%d errors=%d leave_timeouts=%d redials=%d cut_ends=%d",
+			&x.sent, &x.recv, &x.conns, &x.errs, &x.leaveTimeouts, &x.redials, &x.cutEnds)
 		w.add(x)
 	}
-	fmt.Printf("\nclients connected in total: %d; client errors %d, leave timeouts %d, redials %d\n",
-		w.conns, w.errs, w.leaveTimeouts, w.redials)
+	fmt.Printf("\nclients connected in total: %d; client errors %d, leave timeouts %d, redials %d, connections cut mid-frame %d\n",
+		w.conns, w.errs, w.leaveTimeouts, w.redials, w.cutEnds)
 	exact := printAccounting(w, s)
 	before := samples[0]
 	ok := after.goroutines <= before.goroutines+10 && after.fds <= before.fds+10 && after.heapKiB <= before.heapKiB+32*1024
@@ -239,7 +239,7 @@ func measureLL(phase string, start time.Time, ll *derphttp.LimitListener) sample
 // that a close would discard.
 func runWorker(url string, n int, duration time.Duration, churn, rate float64) int {
 	raiseFDLimit()
-	var sent, recv, conns, errs, leaveTimeouts, redials atomic.Int64
+	var sent, recv, conns, errs, leaveTimeouts, redials, cutEnds atomic.Int64
 	type slot struct {
 		c    *derphttp.Client
 		tc   *net.TCPConn  // the client's connection to the relay
@@ -280,6 +280,12 @@ func runWorker(url string, n int, duration time.Duration, churn, rate float64) i
 			for {
 				m, err := c.Recv()
 				if err != nil {
+					// A clean end is io.EOF at a frame boundary;
+					// anything else means the relay closed in the
+					// middle of a frame.
+					if !errors.Is(err, io.EOF) && !errors.Is(err, derphttp.ErrClientClosed) {
+						cutEnds.Add(1)
+					}
 					return
 				}
 				if _, ok := m.(derp.ReceivedPacket); ok {
@@ -356,8 +362,8 @@ func runWorker(url string, n int, duration time.Duration, churn, rate float64) i
 		go func() { defer wg.Done(); leave(i); <-sem }()
 	}
 	wg.Wait()
-	fmt.Printf("result sent=%d recv=%d conns=%d errors=%d leave_timeouts=%d redials=%d\n",
-		sent.Load(), recv.Load(), conns.Load(), errs.Load(), leaveTimeouts.Load(), redials.Load())
+	fmt.Printf("result sent=%d recv=%d conns=%d errors=%d leave_timeouts=%d redials=%d cut_ends=%d\n",
+		sent.Load(), recv.Load(), conns.Load(), errs.Load(), leaveTimeouts.Load(), redials.Load(), cutEnds.Load())
 	return 0
 }
 
