@@ -55,7 +55,8 @@ type options struct {
 	acmeEABKey  string
 	acmeIPCerts bool
 
-	limits connLimits // see limits.go
+	limits    connLimits // see limits.go
+	stunLimit stunLimit  // see stunlimit.go
 
 	// openderp only
 	metricsAddr   string
@@ -130,5 +131,6 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	registerLimitFlags(fs, &o.limits)
+	registerSTUNLimitFlags(fs, &o.stunLimit)
 	return o
 }

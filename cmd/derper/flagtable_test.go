@@ -63,6 +63,8 @@ var goldenFlags = []refFlag{
 	{"socket", "string", "", "Tailscale v1.82"},
 	{"stun", "", "true", "v1.76.3"},
 	{"stun-port", "int", "3478", "v1.76.3"},
+	{"stun-reflect-burst", "int", "4800", "openderp"},
+	{"stun-reflect-limit", "int", "1200", "openderp"},
 	{"tcp-keepalive-time", "duration", "10m0s", "v1.76.3"},
 	{"tcp-user-timeout", "duration", "15s", "v1.76.3"},
 	{"tcp-write-timeout", "duration", "2s", "Tailscale v1.80"},

@@ -64,6 +64,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 
 	if o.runSTUN {
 		st := stunserver.New(logf)
+		o.stunLimit.apply(st)
 		publish("stun", st.ExpVar())
 		go func() {
 			// The reference ignored a failed bind silently.
