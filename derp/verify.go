@@ -38,13 +38,17 @@ func (s *Server) verifyClient(ctx context.Context, clientKey key.NodePublic, inf
 	s.cfgMu.RLock()
 	verifyLocal, sock := s.verifyClients, s.tailscaledSock
 	verifyURL, failOpen := s.verifyClientURL, s.verifyFailOpen
+	admitFuncs := s.admitFuncs
 	s.cfgMu.RUnlock()
 
 	if verifyLocal {
-		if err := whoIsNodeKey(ctx, sock, clientKey); err != nil {
-			if errors.Is(err, errPeerNotFound) {
-				return &RejectedError{Key: clientKey, Reason: "not authorized: node key not in the tailnet"}
-			}
+		err := whoIsNodeKey(ctx, sock, clientKey)
+		switch {
+		case err == nil:
+		case errors.Is(err, errPeerNotFound) && isSelfKey(ctx, sock, clientKey):
+		case errors.Is(err, errPeerNotFound):
+			return &RejectedError{Key: clientKey, Reason: "not authorized: node key not in the tailnet"}
+		default:
 			return &RejectedError{Key: clientKey, Reason: fmt.Sprintf("cannot check with tailscaled: %v", err)}
 		}
 	}
@@ -59,7 +63,23 @@ func (s *Server) verifyClient(ctx context.Context, clientKey key.NodePublic, inf
 			return &RejectedError{Key: clientKey, Reason: "admission controller denied the client"}
 		}
 	}
+	if len(admitFuncs) > 0 {
+		src := parseRemoteAddr(remoteAddr)
+		for _, f := range admitFuncs {
+			if err := f(ctx, clientKey, src); err != nil {
+				return &RejectedError{Key: clientKey, Reason: err.Error()}
+			}
+		}
+	}
 	return nil
+}
+
+// isSelfKey reports whether k is the node key of the tailscaled on sock
+// itself. tailscaled's whois does not know its own key, so without this
+// the machine's own tailscaled could not use the relay beside it.
+func isSelfKey(ctx context.Context, sock string, k key.NodePublic) bool {
+	self, err := selfNodeKey(ctx, sock)
+	return err == nil && self == k
 }
 
 // transportError marks failures to reach the admission controller, which
