@@ -57,6 +57,8 @@ type options struct {
 
 	limits connLimits // see limits.go
 
+	admission admissionOptions // openderp only; see admission.go
+
 	// openderp only
 	metricsAddr   string
 	tlsMinVersion string
@@ -130,5 +132,6 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	registerLimitFlags(fs, &o.limits)
+	registerAdmissionFlags(fs, &o.admission)
 	return o
 }
