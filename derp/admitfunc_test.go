@@ -119,3 +119,21 @@ func TestAdmitFuncArguments(t *testing.T) {
 		t.Error("refused client connected")
 	}
 }
+
+// The consistency check warns when another check would lock out the
+// local tailscaled, whose key -verify-clients itself admits.
+func TestConsistencyCheckSelfKeyRefused(t *testing.T) {
+	self := key.NewNode()
+	sock := fakeTailscaled(t, nil, self.Public())
+	ts := newTestServer(t)
+	ts.s.SetVerifyClient(true)
+	ts.s.SetTailscaledSocket(sock)
+	if err := ts.s.ConsistencyCheck(); err != nil {
+		t.Fatalf("with -verify-clients alone: %v", err)
+	}
+	ts.s.AddAdmitFunc(allowList())
+	err := ts.s.ConsistencyCheck()
+	if err == nil || !strings.Contains(err.Error(), "own node key would not be admitted: client "+self.Public().String()+" rejected: not on the list") {
+		t.Fatalf("ConsistencyCheck = %v", err)
+	}
+}
