@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/openderp/openderp/derp"
@@ -79,6 +80,9 @@ func setupAdmission(ctx context.Context, s *derp.Server, a *admissionOptions, hu
 		creds, err := admission.ReadOAuthCredentials(a.tailnetOAuth)
 		if err != nil {
 			return fmt.Errorf("derper: -verify-clients-tailnet-oauth-file: %w", err)
+		}
+		if fi, err := os.Stat(a.tailnetOAuth); err == nil && fi.Mode().Perm()&0o007 != 0 {
+			logf("derper: warning: %s holds a secret but every user may read it; chmod o-rwx it", a.tailnetOAuth)
 		}
 		tn, err := admission.NewTailnet(admission.TailnetConfig{
 			APIURL:      a.tailnetAPIURL,

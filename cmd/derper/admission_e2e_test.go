@@ -141,6 +141,9 @@ func writeOAuthFile(t *testing.T, api *tsapitest.Server) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "oauth")
 	writeTestFile(t, p, "# test client\nclient_id = "+api.ClientID+"\nclient_secret = "+api.ClientSecret+"\n")
+	if err := os.Chmod(p, 0o604); err != nil { // readable by all: derper warns
+		t.Fatal(err)
+	}
 	return p
 }
 
@@ -165,6 +168,7 @@ func TestE2EVerifyClientsTailnet(t *testing.T) {
 		"-verify-clients-tailnet", "example.com",
 		"-verify-clients-tailnet-api-url", api.URL)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	d.waitLog(t, "holds a secret but every user may read it")
 	d.waitLog(t, `tailnet "example.com": 1 devices admitted (1 not authorized, expired or without a key)`)
 	checkAdmits(t, base, "start", map[key.NodePrivate]bool{member: true, listed: false, newcomer: false, stranger: false})
 
