@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openderp/openderp/key"
 )
@@ -135,5 +136,40 @@ func TestConsistencyCheckSelfKeyRefused(t *testing.T) {
 	err := ts.s.ConsistencyCheck()
 	if err == nil || !strings.Contains(err.Error(), "own node key would not be admitted: client "+self.Public().String()+" rejected: not on the list") {
 		t.Fatalf("ConsistencyCheck = %v", err)
+	}
+}
+
+// Strangers refused by -verify-clients cost at most one status call per
+// selfKeyRefetch; the local tailscaled's key is still admitted.
+func TestSelfKeyCache(t *testing.T) {
+	self := key.NewNode()
+	sock := fakeTailscaled(t, nil, self.Public())
+	ts := newTestServer(t)
+	ctx := context.Background()
+	var first time.Time
+	for i := range 5 {
+		if ts.s.isSelfKey(ctx, sock, key.NewNode().Public()) {
+			t.Fatal("stranger taken for the local tailscaled")
+		}
+		if i == 0 {
+			first = ts.s.selfKey.fetched
+		}
+		if first.IsZero() || ts.s.selfKey.fetched != first {
+			t.Fatalf("stranger %d: status asked again or never (fetched %v, first %v)", i, ts.s.selfKey.fetched, first)
+		}
+	}
+	if !ts.s.isSelfKey(ctx, sock, self.Public()) || ts.s.selfKey.fetched != first {
+		t.Fatal("own key not admitted from the cache")
+	}
+	// Once the cache is old, a stranger makes it ask again.
+	ts.s.selfKey.fetched = first.Add(-selfKeyRefetch)
+	ts.s.isSelfKey(ctx, sock, key.NewNode().Public())
+	if !ts.s.selfKey.fetched.After(first.Add(-selfKeyRefetch)) {
+		t.Error("old cache not refreshed")
+	}
+	// Another socket is another tailscaled.
+	other := key.NewNode()
+	if !ts.s.isSelfKey(ctx, fakeTailscaled(t, nil, other.Public()), other.Public()) {
+		t.Error("key of another socket's tailscaled refused")
 	}
 }

@@ -63,6 +63,7 @@ type Server struct {
 	verifyFailOpen  bool            // guarded by cfgMu
 	disallowedApps  map[string]bool // guarded by cfgMu
 	admitFuncs      []AdmitFunc     // guarded by cfgMu; copied on append, so a read slice stays valid
+	selfKey         selfKeyCache    // the local tailscaled's node key, for verifyClient
 
 	mu          sync.Mutex
 	closed      bool                                     // guarded by mu
