@@ -60,7 +60,7 @@ func shutdown(s *derp.Server, hl *health, grace time.Duration, closeListeners fu
 		case <-ctx.Done():
 		}
 	}()
-	logf("derper: shutting down: relaying for %v; clients told to reconnect in %v and keep trying for %v", grace, grace, restartTryFor)
+	logf("derper: shutting down: relaying for up to %v; clients told to reconnect in %v and keep trying for %v", grace, grace, restartTryFor)
 	s.Shutdown(ctx, grace, restartTryFor)
 	logf("derper: shut down")
 }
