@@ -41,6 +41,7 @@ func TestE2EGracefulShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		c.UseWebSocket = i == 1 // both transports survive into the grace period
 		if err := c.Connect(ctx); err != nil {
 			t.Fatal(err)
 		}
