@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -129,4 +132,45 @@ func TestE2EGracefulShutdown(t *testing.T) {
 		for range cs[i].msgs { // ends when the connection does
 		}
 	}
+}
+
+// TestE2EGracefulMeshRestart restarts one of two meshed derpers with
+// -shutdown-grace: the other one's mesh client hears the Restarting frame,
+// waits as advised, and follows the restarted node's clients again.
+func TestE2EGracefulMeshRestart(t *testing.T) {
+	dir := t.TempDir()
+	pemPath, pool := tlsFixture(t, dir, "127.0.0.1")
+	psk := filepath.Join(t.TempDir(), "mesh.key")
+	os.WriteFile(psk, []byte(strings.Repeat("cd", 32)+"\n"), 0o600)
+	pa, pb := freePort(t, "tcp"), freePort(t, "tcp")
+	meshWith := fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", pa, pb)
+	env := []string{"SSL_CERT_FILE=" + pemPath, "SSL_CERT_DIR=/nonexistent"}
+	cfgA := filepath.Join(t.TempDir(), "a.json")
+	start := func(port int, cfg string) *daemon {
+		return startDerper(t, env, "-a", fmt.Sprintf("127.0.0.1:%d", port), "-c", cfg,
+			"-certmode", "manual", "-certdir", dir, "-hostname", "127.0.0.1", "-http-port", "-1", "-stun=false",
+			"-mesh-psk-file", psk, "-mesh-with", meshWith, "-shutdown-grace", "1s")
+	}
+	urlA, urlB := fmt.Sprintf("https://127.0.0.1:%d/derp", pa), fmt.Sprintf("https://127.0.0.1:%d/derp", pb)
+	tcfg := &tls.Config{RootCAs: pool}
+	a, b := start(pa, cfgA), start(pb, filepath.Join(t.TempDir(), "b.json"))
+	relay(t, urlA, urlB, tcfg, "")
+
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	b.waitLog(t, fmt.Sprintf("https://127.0.0.1:%d/derp is restarting; reconnecting in", pa))
+	select {
+	case <-a.done:
+		if a.waitErr != nil {
+			t.Fatalf("derper exit: %v", a.waitErr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("derper did not exit after the grace period")
+	}
+
+	a2 := start(pa, cfgA)
+	// A client of b reaches a client of the restarted node only once b's
+	// mesh client follows that node again.
+	relay(t, urlA, urlB, tcfg, "")
+	a2.stop(t)
+	b.stop(t)
 }
