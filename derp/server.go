@@ -360,7 +360,8 @@ func (s *Server) isClosed() bool {
 }
 
 // Close closes every connection and waits for every Accept to return. It
-// is safe to call more than once; later calls return nil at once.
+// is safe to call more than once; later calls return nil at once. Queued
+// packets are dropped; Shutdown closes gracefully instead.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
