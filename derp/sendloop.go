@@ -103,6 +103,9 @@ func (c *sclient) shutdown() error {
 	}
 	c.peerGone, c.meshEvents = nil, nil
 	c.wakeWaitersLocked()
+	if !c.writing {
+		c.noteWriterIdleLocked()
+	}
 	c.qmu.Unlock()
 
 	c.nc.Close()

@@ -133,7 +133,9 @@ func (c *sclient) stopQueueing() <-chan struct{} {
 	defer c.qmu.Unlock()
 	c.noMore = true
 	c.wakeWaitersLocked() // waiting readers drop their packets instead
-	if c.finished || !c.ready || (!c.writing && !c.hasWorkLocked()) {
+	// A connection not yet ready has its writer started by startWriting;
+	// one that fails first is finished by shutdown, which ends the wait.
+	if c.finished || (!c.writing && !c.hasWorkLocked()) {
 		return nil
 	}
 	if c.flushed == nil {
@@ -142,8 +144,8 @@ func (c *sclient) stopQueueing() <-chan struct{} {
 	return c.flushed
 }
 
-// noteWriterIdleLocked is called by a writer that stops. It ends a
-// shutdown's wait for c's queues. qmu must be held.
+// noteWriterIdleLocked is called by a writer that stops, and by shutdown.
+// It ends a Shutdown's wait for c's queues. qmu must be held.
 func (c *sclient) noteWriterIdleLocked() {
 	if c.flushed != nil {
 		close(c.flushed)

@@ -164,10 +164,12 @@ func TestShutdownFlushesQueuedPackets(t *testing.T) {
 
 	got := 0
 	restarting := false
+	var endErr error
 	for {
 		b.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 		m, err := b.Recv()
 		if err != nil {
+			endErr = err
 			break
 		}
 		switch m := m.(type) {
@@ -189,7 +191,7 @@ func TestShutdownFlushesQueuedPackets(t *testing.T) {
 	waitA()
 	waitB()
 	if got != n || !restarting {
-		t.Fatalf("b got %d of %d packets, Restarting %v", got, n, restarting)
+		t.Fatalf("b got %d of %d packets, Restarting %v, then %v", got, n, restarting, endErr)
 	}
 	if d := s.metrics.dropReason[dropGoneDisconnected].Value(); d != 0 {
 		t.Fatalf("%d packets dropped", d)
