@@ -174,3 +174,32 @@ func TestE2EGracefulMeshRestart(t *testing.T) {
 	a2.stop(t)
 	b.stop(t)
 }
+
+// TestE2EGracefulSecondSignal: a second SIGTERM ends a long grace period
+// at once, still with exit status 0.
+func TestE2EGracefulSecondSignal(t *testing.T) {
+	port := freePort(t, "tcp")
+	d := startDerper(t, nil, "-a", fmt.Sprintf("127.0.0.1:%d", port), "-c", filepath.Join(t.TempDir(), "c.json"),
+		"-stun=false", "-shutdown-grace", "10m")
+	c, err := derphttp.NewClient(key.NewNode(), fmt.Sprintf("http://127.0.0.1:%d/derp", port), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.waitLog(t, "derper: shutting down")
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		if d.waitErr != nil {
+			t.Fatalf("derper exit: %v", d.waitErr)
+		}
+	case <-ctx.Done():
+		t.Fatal("derper did not exit on the second signal")
+	}
+}
