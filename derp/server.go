@@ -262,7 +262,8 @@ func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.Read
 
 // admitConn counts and records a newly accepted connection, giving brw a
 // reader of at least MinReaderSize. It reports false, having closed nc, if
-// the server is closed or shutting down; otherwise the caller owns one s.accepting count.
+// the server is closed or shutting down; otherwise the caller owns one
+// s.accepting count.
 func (s *Server) admitConn(nc Conn, brw *bufio.ReadWriter) (_ *bufio.ReadWriter, connNum int64, ok bool) {
 	s.metrics.accepts.Add(1)
 	if brw.Reader.Size() < MinReaderSize {
