@@ -60,6 +60,7 @@ var goldenFlags = []refFlag{
 	{"metrics-addr", "string", "", "openderp"},
 	{"rate-config", "string", "", "Tailscale v1.98"},
 	{"read-header-timeout", "duration", "10s", "openderp"},
+	{"shutdown-grace", "duration", "", "openderp"},
 	{"socket", "string", "", "Tailscale v1.82"},
 	{"stun", "", "true", "v1.76.3"},
 	{"stun-port", "int", "3478", "v1.76.3"},
