@@ -60,6 +60,7 @@ var goldenFlags = []refFlag{
 	{"metrics-addr", "string", "", "openderp"},
 	{"rate-config", "string", "", "Tailscale v1.98"},
 	{"read-header-timeout", "duration", "10s", "openderp"},
+	{"shutdown-grace", "duration", "", "openderp"},
 	{"socket", "string", "", "Tailscale v1.82"},
 	{"stun", "", "true", "v1.76.3"},
 	{"stun-port", "int", "3478", "v1.76.3"},
@@ -73,6 +74,12 @@ var goldenFlags = []refFlag{
 	{"verify-client-url", "string", "", "v1.76.3"},
 	{"verify-client-url-fail-open", "", "true", "v1.76.3"},
 	{"verify-clients", "", "", "v1.76.3"},
+	{"verify-clients-file", "string", "", "openderp"},
+	{"verify-clients-tailnet", "string", `"-"`, "openderp"},
+	{"verify-clients-tailnet-api-url", "string", `"https://api.tailscale.com"`, "openderp"},
+	{"verify-clients-tailnet-fail-open", "", "", "openderp"},
+	{"verify-clients-tailnet-oauth-file", "string", "", "openderp"},
+	{"verify-clients-tailnet-refresh", "duration", "1m0s", "openderp"},
 	{"version", "", "", "v1.76.3"},
 }
 
