@@ -70,6 +70,7 @@ func TestExpVarNames(t *testing.T) {
 		"multiforwarder_deleted", "packet_forwarder_delete_other_value",
 		"average_queue_duration_ms", "counter_tcp_rtt", "counter_mesh_update_batch_size",
 		"counter_mesh_update_loop_count", "counter_buffered_write_frames", "version",
+		"counter_protocol_errors", "counter_push_back_waits",
 	} {
 		if _, ok := m[name]; !ok {
 			t.Errorf("missing expvar %q", name)

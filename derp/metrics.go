@@ -64,7 +64,7 @@ type metrics struct {
 	receivedDisco   expvar.Int
 	receivedOther   expvar.Int
 	unknownFrames   expvar.Int
-	pushBackWaits   expvar.Int // readers that waited for room; not published yet
+	pushBackWaits   expvar.Int // counter_push_back_waits: periods readers waited for room
 	protocolErrors  expvar.Int // connections ended for a malformed, oversized or forbidden frame
 
 	homeMovesIn             expvar.Int
@@ -161,6 +161,8 @@ func (s *Server) expvarMap() *expvar.Map {
 	v.Set("sclient_write_timeouts", &m.writeTimeouts)
 	// An openderp addition; see docs/security.md#derp-frames.
 	v.Set("counter_protocol_errors", &m.protocolErrors)
+	// Also an openderp addition; see docs/compat.md#push-back.
+	v.Set("counter_push_back_waits", &m.pushBackWaits)
 	v.Set("home_moves_in", &m.homeMovesIn)
 	v.Set("home_moves_out", &m.homeMovesOut)
 	v.Set("got_ping", &m.gotPing)
