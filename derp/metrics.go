@@ -105,13 +105,22 @@ func newMetrics() *metrics {
 	return m
 }
 
+// queueTimeDecay is the weight of the old average queue duration when a
+// packet's wait is added.
+const queueTimeDecay = 0.9
+
 // noteQueueTime feeds the average queue duration with one packet's wait.
 func (m *metrics) noteQueueTime(nanos int64) {
-	ms := float64(nanos) / 1e6
+	m.noteQueueTimes(queueTimeDecay, (1-queueTimeDecay)*float64(nanos)/1e6)
+}
+
+// noteQueueTimes applies several packets' updates of the average queue
+// duration at once: the average becomes avg*decay + acc.
+func (m *metrics) noteQueueTimes(decay, acc float64) {
 	for {
 		old := m.avgQueueMillis.Load()
 		avg := math.Float64frombits(old)
-		next := avg*0.9 + ms*0.1
+		next := avg*decay + acc
 		if m.avgQueueMillis.CompareAndSwap(old, math.Float64bits(next)) {
 			return
 		}
