@@ -276,10 +276,6 @@ func (c *sclient) dropBatch(ps []queuedPacket) {
 	}
 }
 
-func (c *sclient) writeFrameHeader(t FrameType, n uint32) error {
-	return WriteFrameHeader(c.bw, t, n)
-}
-
 func (c *sclient) writeSmall(t FrameType, payload []byte) error {
 	return WriteFrame(c.bw, t, payload)
 }
