@@ -1,7 +1,9 @@
 // Command compare benchmarks openderp's DERP server side by side with
 // Tailscale's v1.76.3 and today's (v1.104.5), each built from its own
 // module under servers/ and run in its own process, all driven by the
-// same client (internal/relayload, over openderp's derphttp client).
+// same client (internal/relayload, over openderp's derphttp client). The
+// round-trip probe runs in a second process of this binary (see probe.go),
+// so that the load clients do not delay it inside one Go scheduler.
 //
 // It measures relay throughput (windowed and flat out), server CPU per
 // packet, round trips idle and under load, and the server's memory per
@@ -11,6 +13,7 @@
 //
 //	go run .            # full run: 3 x 7-13 minutes on a busy 2-core machine
 //	QUICK=1 go run .    # smoke run, about two minutes
+//	go run . -impls openderp,v1.104.5 -no-idle -pairs 8 -sizes 100,1280
 //
 // See docs/performance.md for the method and the latest table.
 package main
