@@ -49,7 +49,7 @@ func (c *sclient) wakeLocked() {
 }
 
 func (c *sclient) hasWorkLocked() bool {
-	return c.keepAlive || c.hasPong || len(c.peerGone) > 0 || len(c.meshEvents) > 0 ||
+	return c.keepAlive || c.hasPong || c.hasRestart || len(c.peerGone) > 0 || len(c.meshEvents) > 0 ||
 		c.packets.len() > 0 || c.disco.len() > 0
 }
 
@@ -61,6 +61,7 @@ func (c *sclient) writeLoop() {
 		c.qmu.Lock()
 		if c.finished || !c.hasWorkLocked() {
 			c.writing = false
+			c.noteWriterIdleLocked()
 			c.qmu.Unlock()
 			return
 		}
@@ -71,6 +72,7 @@ func (c *sclient) writeLoop() {
 		if err := c.writeBurst(keepAlive); err != nil {
 			c.qmu.Lock()
 			c.writing = false
+			c.noteWriterIdleLocked()
 			if c.writeErr == nil {
 				c.writeErr = err
 			}
@@ -100,6 +102,9 @@ func (c *sclient) shutdown() error {
 	}
 	c.peerGone, c.meshEvents = nil, nil
 	c.wakeWaitersLocked()
+	if !c.writing {
+		c.noteWriterIdleLocked()
+	}
 	c.qmu.Unlock()
 
 	c.nc.Close()
@@ -205,6 +210,8 @@ func (c *sclient) drain(tx *txTally) error {
 		c.meshEvents = nil
 		pong, hasPong := c.pong, c.hasPong
 		c.hasPong = false
+		restart, hasRestart := c.restart, c.hasRestart
+		c.hasRestart = false
 		// Alternate between the queues so that neither starves.
 		n := 0
 		for n < sendBatch && (c.disco.len() > 0 || c.packets.len() > 0) {
@@ -224,8 +231,15 @@ func (c *sclient) drain(tx *txTally) error {
 		}
 		c.qmu.Unlock()
 
-		if len(gone) == 0 && len(events) == 0 && !hasPong && n == 0 {
+		if len(gone) == 0 && len(events) == 0 && !hasPong && !hasRestart && n == 0 {
 			return nil
+		}
+		if hasRestart {
+			if err := c.writeSmall(FrameRestarting, append(c.scratch[:0], restart[:]...)); err != nil {
+				c.dropBatch(batch[:n])
+				return err
+			}
+			tx.frames++
 		}
 		for _, g := range gone {
 			if err := c.writePeerGone(g.Peer, g.Reason); err != nil {
