@@ -66,6 +66,7 @@ type metrics struct {
 	unknownFrames   expvar.Int
 	pushBackWaits   expvar.Int // readers that waited for room; not published yet
 	protocolErrors  expvar.Int // connections ended for a malformed, oversized or forbidden frame
+	logSuppressed   expvar.Int // connection error lines not written (see logLimiter)
 
 	homeMovesIn             expvar.Int
 	homeMovesOut            expvar.Int
@@ -161,6 +162,7 @@ func (s *Server) expvarMap() *expvar.Map {
 	v.Set("sclient_write_timeouts", &m.writeTimeouts)
 	// An openderp addition; see docs/security.md#derp-frames.
 	v.Set("counter_protocol_errors", &m.protocolErrors)
+	v.Set("counter_log_lines_suppressed", &m.logSuppressed)
 	v.Set("home_moves_in", &m.homeMovesIn)
 	v.Set("home_moves_out", &m.homeMovesOut)
 	v.Set("got_ping", &m.gotPing)
