@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derphttp"
@@ -111,8 +113,9 @@ func parseMeshWith(s string) ([]meshPeer, error) {
 
 // startMesh connects to every peer with the server's own key and the mesh
 // key, and registers each client seen there as reachable through that
-// connection. The loops end with ctx.
-func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, logf func(string, ...any)) error {
+// connection. connected is called with a peer's host the first time its
+// connection is up. The loops end with ctx.
+func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, logf func(string, ...any), connected func(host string)) error {
 	if len(peers) == 0 {
 		return nil
 	}
@@ -120,14 +123,14 @@ func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, logf func(
 		return errors.New("--mesh-with requires --mesh-psk-file")
 	}
 	for _, p := range peers {
-		if err := startMeshPeer(ctx, s, p, logf); err != nil {
+		if err := startMeshPeer(ctx, s, p, logf, connected); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, logf func(string, ...any)) error {
+func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, logf func(string, ...any), connected func(host string)) error {
 	plogf := meshLogf(logf, p.host)
 	c, err := derphttp.NewClient(s.PrivateKey(), "https://"+p.host+"/derp", plogf)
 	if err != nil {
@@ -136,6 +139,8 @@ func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, logf func(st
 	c.MeshKey = s.MeshKey()
 	c.WatchConnectionChanges = true
 	c.BaseContext = func() context.Context { return ctx }
+	var first sync.Once
+	c.OnWatchConnect = func() { first.Do(func() { connected(p.host) }) }
 	if p.dialHost != p.host {
 		plogf("will dial %q for %q", p.dialHost, p.host)
 		c.SetURLDialer(meshDialer(p.dialHost, plogf))
@@ -172,5 +177,13 @@ func meshDialer(dialHost string, logf func(string, ...any)) func(ctx context.Con
 func meshLogf(logf func(string, ...any), host string) func(string, ...any) {
 	return func(format string, args ...any) {
 		logf("mesh(%q): %s", host, fmt.Sprintf(format, args...))
+	}
+}
+
+// meshConnected returns the startMesh callback that logs the mesh stage
+// line of a peer.
+func meshConnected(l *slog.Logger) func(host string) {
+	return func(host string) {
+		logStage(l, stageMesh, fmt.Sprintf("derper: mesh peer %q connected", host), "peer", host)
 	}
 }

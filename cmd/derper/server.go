@@ -5,7 +5,7 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -41,9 +41,11 @@ func publish(name string, v expvar.Var) {
 	}
 }
 
-// run starts derper as configured by o and serves until ctx ends. It
-// returns nil after a clean shutdown. errLog receives HTTP server errors.
-func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.Writer) error {
+// run starts derper as configured by o and serves until ctx ends, logging
+// to lg. It returns nil after a clean shutdown.
+func run(ctx context.Context, o *options, lg *slog.Logger) error {
+	logf := printfLogger(lg, slog.LevelInfo)
+	errLog := logWriter{lg, slog.LevelInfo} // HTTP server errors
 	if o.dev {
 		// The reference always listens on :3340 (every interface) in dev
 		// mode; we honour an explicit -a, so a development relay can stay
@@ -92,6 +94,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	}
 	serveTLS := port == "443" || port == "https" || o.certMode == certs.ModeManual
 	s := derp.NewServer(priv, logf)
+	s.SetLogger(lg)
 	defer s.Close()
 	s.SetDisallowedAppNames(parseAppNames(o.disallowAppNames))
 	hub := new(reloadHub)
@@ -115,7 +118,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	if mk != "" {
 		s.SetMeshKey(mk)
 	}
-	if err := startMesh(ctx, s, cfg.mesh, logf); err != nil {
+	if err := startMesh(ctx, s, cfg.mesh, logf, meshConnected(lg)); err != nil {
 		return fmt.Errorf("startMesh: %w", err)
 	}
 	publishProcessVars(s)
@@ -166,8 +169,9 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 			Logf:         logf,
 		})
 		if err != nil {
-			return fmt.Errorf("derper: can not start cert provider: %w", err)
+			return fmt.Errorf("derper: can not start cert provider: %w", certHint(err, o))
 		}
+		logCertificate(lg, o, p)
 		if r, ok := p.(certs.Reloader); ok {
 			watchCertificate(ctx, r, hub, logf)
 		}
@@ -176,6 +180,11 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	ln, err := listen(ctx, o.addr, o.tcpKeepAlive, o.tcpUserTimeout)
 	if err != nil {
 		return fmt.Errorf("derper: %w", err)
+	}
+	if serveTLS {
+		logListening(lg, ln, "DERP and HTTPS")
+	} else {
+		logListening(lg, ln, "DERP and HTTP")
 	}
 	srv := &http.Server{
 		Handler:      mux,
@@ -190,6 +199,9 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	if serveTLS {
 		tcfg := p.TLSConfig()
 		tcfg.MinVersion = cfg.tlsMinVersion
+		if _, manual := p.(certs.Reloader); !manual && !o.acmeIPCerts {
+			tcfg.GetCertificate = watchACME(lg, o.hostname, tcfg.GetCertificate)
+		}
 		tcfg.GetCertificate = derphttp.GetCertificateWithMetaCert(tcfg.GetCertificate, s.MetaCert())
 		srv.TLSConfig = tcfg
 		// Offer HTTP/2 only where the provider advertises it (ACME mode,
@@ -220,6 +232,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 				ln.Close()
 				return fmt.Errorf("derper: port 80 listener: %w", err)
 			}
+			logListening(lg, ln80, "plain HTTP: captive-portal check, ACME, redirects")
 			port80 = &http.Server{
 				Handler:      p.HTTPHandler(port80Handler(http.HandlerFunc(derphttp.ServeNoContent), mux, dbg.Allowed)),
 				ReadTimeout:  readTimeout,
@@ -232,14 +245,14 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 				}
 			}()
 		}
-		logf("derper: serving on %s with TLS", o.addr)
+		logStage(lg, stageReady, fmt.Sprintf("derper: serving on %s with TLS", o.addr), "addr", o.addr)
 	} else {
 		ll := o.limits.listener(ln)
 		defer ll.Close()
 		publish("conn_limits", ll.ExpVar())
 		o.limits.apply(srv, ll)
 		serve = func() error { return srv.Serve(ll) }
-		logf("derper: serving on %s", o.addr)
+		logStage(lg, stageReady, fmt.Sprintf("derper: serving on %s", o.addr), "addr", o.addr)
 	}
 
 	errc := make(chan error, 1)
