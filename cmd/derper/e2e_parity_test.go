@@ -66,6 +66,7 @@ func TestE2EStartupErrors(t *testing.T) {
 		{"gcp no eab", nil, append(tls443, "-certmode", "gcp", "-hostname", "derp.example"), "derper: can not start cert provider: --certmode=gcp requires --acme-eab-kid and --acme-eab-key flags"},
 		{"gcp no email", nil, append(tls443, "-certmode", "gcp", "-hostname", "derp.example", "-acme-eab-kid", "k", "-acme-eab-key", "a2V5"), "--certmode=gcp requires --acme-email flag"},
 		{"ip certs manual", nil, append(tls443, "-certmode", "manual", "-acme-ip-certs"), "--acme-ip-certs requires --certmode=letsencrypt"},
+		{"manual files missing", nil, append(tls443, "-certmode", "manual", "-hostname", "derp.example"), "fix: manual mode reads " + filepath.Join(dir, "derp.example.crt")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

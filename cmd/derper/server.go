@@ -65,7 +65,7 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 	}
 
 	if o.runSTUN {
-		st := stunserver.New(logf)
+		st := stunserver.New(stunLogf(lg))
 		publish("stun", st.ExpVar())
 		go func() {
 			// The reference ignored a failed bind silently.

@@ -154,3 +154,17 @@ func watchACME(l *slog.Logger, hostname string, get func(*tls.ClientHelloInfo) (
 		return c, err
 	}
 }
+
+// stunLogf is the STUN server's log function: its line saying where it
+// listens becomes a stage line, the rest are logged as they are.
+func stunLogf(l *slog.Logger) func(string, ...any) {
+	logf := printfLogger(l, slog.LevelInfo)
+	return func(format string, args ...any) {
+		if strings.HasPrefix(format, "STUN server listening on") {
+			msg := fmt.Sprintf(format, args...)
+			logStage(l, stageListening, msg, "addr", strings.TrimPrefix(msg, "STUN server listening on "), "listener", "STUN")
+			return
+		}
+		logf(format, args...)
+	}
+}
