@@ -173,7 +173,9 @@ func TestE2ELogsJSON(t *testing.T) {
 func TestE2ELogsText(t *testing.T) {
 	port, sport := freePort(t, "tcp"), freePort(t, "udp")
 	d := startDerper(t, nil, "-a", fmt.Sprintf("127.0.0.1:%d", port), "-c", filepath.Join(t.TempDir(), "c.json"), "-stun-port", fmt.Sprint(sport))
-	lines := readLogUntil(t, d, nil, func(l []string) bool { return indexOf(l, "STUN server listening on") >= 0 && indexOf(l, "serving on") >= 0 })
+	lines := readLogUntil(t, d, nil, func(l []string) bool {
+		return indexOf(l, "STUN server listening on") >= 0 && indexOf(l, "serving on") >= 0
+	})
 	d.stop(t)
 	plain := regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \S`)
 	for _, l := range lines {
