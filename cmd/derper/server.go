@@ -45,7 +45,8 @@ func publish(name string, v expvar.Var) {
 // to lg. It returns nil after a clean shutdown.
 func run(ctx context.Context, o *options, lg *slog.Logger) error {
 	logf := printfLogger(lg, slog.LevelInfo)
-	errLog := logWriter{lg, slog.LevelInfo} // HTTP server errors
+	errorf := printfLogger(lg, slog.LevelError) // a part stopped working
+	errLog := logWriter{lg, slog.LevelInfo}     // HTTP server errors
 	if o.dev {
 		// The reference always listens on :3340 (every interface) in dev
 		// mode; we honour an explicit -a, so a development relay can stay
@@ -71,7 +72,7 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 			// The reference ignored a failed bind silently.
 			// See docs/compat.md#derper-stun-bind.
 			if err := st.ListenAndServe(ctx, net.JoinHostPort(host, strconv.Itoa(o.stunPort))); err != nil {
-				logf("STUN server: %v", err)
+				errorf("STUN server: %v", err)
 			}
 		}()
 	}
@@ -241,7 +242,7 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 			}
 			go func() {
 				if err := port80.Serve(ln80); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					logf("derper: port 80: %v", err)
+					errorf("derper: port 80: %v", err)
 				}
 			}()
 		}
