@@ -45,12 +45,14 @@ func (s *Server) debugLevel(envOn bool) (level slog.Level, ok bool) {
 	return 0, false
 }
 
-// connLog describes the connection a log line is about; the zero value
-// means none.
+// connLog describes the connection a log line is about, if any, and
+// further attributes; the zero value means neither.
 type connLog struct {
 	addr string         // remote address; "" if none
 	key  key.NodePublic // client key; zero if not known yet
 	err  error          // what failed, if anything
+
+	extra []slog.Attr // more attributes for a structured record
 }
 
 // log writes one line at level. Through Logf, lines below LevelInfo are
@@ -68,7 +70,7 @@ func (s *Server) log(level slog.Level, c connLog, format string, args ...any) {
 	if !l.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 3)
+	attrs := make([]slog.Attr, 0, 3+len(c.extra))
 	if c.addr != "" {
 		attrs = append(attrs, slog.String("addr", c.addr))
 	}
@@ -78,6 +80,7 @@ func (s *Server) log(level slog.Level, c connLog, format string, args ...any) {
 	if c.err != nil {
 		attrs = append(attrs, slog.String("err", c.err.Error()))
 	}
+	attrs = append(attrs, c.extra...)
 	l.LogAttrs(ctx, level, fmt.Sprintf(format, args...), attrs...)
 }
 
@@ -226,5 +229,6 @@ func (l *logLimiter) summaryLocked(s *Server, k logKey, w *logWindow) {
 	if k.ip.IsValid() {
 		from = k.ip.String()
 	}
-	s.log(slog.LevelInfo, connLog{}, "derp: suppressed %d similar lines (%s, from %s) in %v", w.suppressed, k.reason, from, logInterval)
+	extra := []slog.Attr{slog.Int("suppressed", w.suppressed), slog.String("reason", k.reason), slog.String("source", from)}
+	s.log(slog.LevelInfo, connLog{extra: extra}, "derp: suppressed %d similar lines (%s, from %s) in %v", w.suppressed, k.reason, from, logInterval)
 }

@@ -199,6 +199,9 @@ func TestConnErrorRateLimit(t *testing.T) {
 				msg := r["msg"].(string)
 				if strings.Contains(msg, "suppressed") {
 					summaries = append(summaries, msg)
+					if n, _ := r["suppressed"].(float64); n < 1 || r["reason"] == nil || r["source"] == nil {
+						t.Errorf("summary record without its attributes: %v", r)
+					}
 				} else {
 					lines++
 				}

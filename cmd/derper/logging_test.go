@@ -163,3 +163,29 @@ func TestCertHint(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseLogSettings: exactly the documented values are accepted, the
+// level in any case, and an error names the flag at fault.
+func FuzzParseLogSettings(f *testing.F) {
+	for _, s := range [][2]string{{"text", "info"}, {"json", "DEBUG"}, {"xml", "warn"}, {"text", "trace"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, format, level string) {
+		ls, err := parseLogSettings(format, level)
+		okFormat := format == "text" || format == "json"
+		lv := strings.ToLower(level)
+		okLevel := lv == "debug" || lv == "info" || lv == "warn" || lv == "error"
+		if (err == nil) != (okFormat && okLevel) {
+			t.Fatalf("(%q, %q): err %v", format, level, err)
+		}
+		if err != nil {
+			if want := map[bool]string{true: "-log-level", false: "-log-format"}[okFormat]; !strings.Contains(err.Error(), want) {
+				t.Fatalf("(%q, %q): error %q does not name %s", format, level, err, want)
+			}
+			return
+		}
+		if ls.format != format || strings.ToLower(ls.level.String()) != lv {
+			t.Fatalf("(%q, %q) = %+v", format, level, ls)
+		}
+	})
+}
