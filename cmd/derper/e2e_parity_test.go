@@ -28,11 +28,15 @@ func runDerperFails(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
+	args = append([]string{"-log-level=debug"}, args...)
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), runAsDerperEnv+"=1"), env...)
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Errorf("%v: exited 0\n%s", args, out)
+	}
+	for _, l := range findSecrets(string(out), daemonSecrets(env, args)) {
+		t.Errorf("key material in derper's log: %s", l)
 	}
 	return string(out)
 }
