@@ -150,6 +150,9 @@ func TestE2ELogsJSON(t *testing.T) {
 			}
 			sawRefusal = true
 		}
+		if strings.HasPrefix(msg, "mesh(") && r["peer"] == nil {
+			t.Errorf("mesh line without peer attribute: %q", l)
+		}
 		if strings.Contains(msg, "listening on") || strings.Contains(msg, "serving on") || strings.Contains(msg, "certificate loaded") {
 			if r["stage"] == nil {
 				t.Errorf("stage line without stage attribute: %q", l)

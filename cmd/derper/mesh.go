@@ -113,9 +113,10 @@ func parseMeshWith(s string) ([]meshPeer, error) {
 
 // startMesh connects to every peer with the server's own key and the mesh
 // key, and registers each client seen there as reachable through that
-// connection. connected is called with a peer's host the first time its
-// connection is up. The loops end with ctx.
-func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, logf func(string, ...any), connected func(host string)) error {
+// connection. Each peer's lines carry its host as the attribute "peer",
+// and the first time its connection is up is a startup stage line. The
+// loops end with ctx.
+func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, lg *slog.Logger) error {
 	if len(peers) == 0 {
 		return nil
 	}
@@ -123,15 +124,15 @@ func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, logf func(
 		return errors.New("--mesh-with requires --mesh-psk-file")
 	}
 	for _, p := range peers {
-		if err := startMeshPeer(ctx, s, p, logf, connected); err != nil {
+		if err := startMeshPeer(ctx, s, p, lg); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, logf func(string, ...any), connected func(host string)) error {
-	plogf := meshLogf(logf, p.host)
+func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, lg *slog.Logger) error {
+	plogf := meshLogf(printfLogger(lg.With("peer", p.host), slog.LevelInfo), p.host)
 	c, err := derphttp.NewClient(s.PrivateKey(), "https://"+p.host+"/derp", plogf)
 	if err != nil {
 		return err
@@ -140,7 +141,11 @@ func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, logf func(st
 	c.WatchConnectionChanges = true
 	c.BaseContext = func() context.Context { return ctx }
 	var first sync.Once
-	c.OnWatchConnect = func() { first.Do(func() { connected(p.host) }) }
+	c.OnWatchConnect = func() {
+		first.Do(func() {
+			logStage(lg, stageMesh, fmt.Sprintf("derper: mesh peer %q connected", p.host), "peer", p.host)
+		})
+	}
 	if p.dialHost != p.host {
 		plogf("will dial %q for %q", p.dialHost, p.host)
 		c.SetURLDialer(meshDialer(p.dialHost, plogf))
@@ -177,13 +182,5 @@ func meshDialer(dialHost string, logf func(string, ...any)) func(ctx context.Con
 func meshLogf(logf func(string, ...any), host string) func(string, ...any) {
 	return func(format string, args ...any) {
 		logf("mesh(%q): %s", host, fmt.Sprintf(format, args...))
-	}
-}
-
-// meshConnected returns the startMesh callback that logs the mesh stage
-// line of a peer.
-func meshConnected(l *slog.Logger) func(host string) {
-	return func(host string) {
-		logStage(l, stageMesh, fmt.Sprintf("derper: mesh peer %q connected", host), "peer", host)
 	}
 }

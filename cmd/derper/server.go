@@ -119,7 +119,7 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 	if mk != "" {
 		s.SetMeshKey(mk)
 	}
-	if err := startMesh(ctx, s, cfg.mesh, logf, meshConnected(lg)); err != nil {
+	if err := startMesh(ctx, s, cfg.mesh, lg); err != nil {
 		return fmt.Errorf("startMesh: %w", err)
 	}
 	publishProcessVars(s)
