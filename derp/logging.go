@@ -151,8 +151,9 @@ type logWindow struct {
 type logLimiter struct {
 	now func() time.Time // nil: time.Now; tests replace it
 
-	mu      sync.Mutex
-	windows map[logKey]*logWindow // guarded by mu
+	mu        sync.Mutex
+	windows   map[logKey]*logWindow // guarded by mu
+	lastSweep time.Time             // guarded by mu
 }
 
 func (l *logLimiter) clock() time.Time {
@@ -165,12 +166,20 @@ func (l *logLimiter) clock() time.Time {
 // allow reports whether a line for (ip, reason) may be written. Before a
 // new interval of a stream starts, it logs through s how many lines the
 // last one suppressed; each suppressed line is counted in s's metrics.
+// At most once an interval, any call also sums up and forgets the
+// streams whose interval is over.
 func (l *logLimiter) allow(s *Server, ip netip.Addr, reason string) bool {
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.windows == nil {
 		l.windows = make(map[logKey]*logWindow)
+	}
+	if now.Sub(l.lastSweep) >= logInterval {
+		// Sum up the streams that went quiet, so their summaries do
+		// not wait for the same source to come back.
+		l.lastSweep = now
+		l.sweepLocked(s, now)
 	}
 	k := logKey{ip, reason}
 	w := l.windows[k]

@@ -146,6 +146,7 @@ func TestConnErrorRateLimit(t *testing.T) {
 		wantLines      int // connection error lines written
 		wantSuppressed int64
 		wantSummaries  []string // substrings of summary lines, in order
+		summaryFirst   bool     // the first summary precedes the last line
 	}{
 		{
 			name:      "burst passes",
@@ -173,12 +174,22 @@ func TestConnErrorRateLimit(t *testing.T) {
 			wantLines: 3 * logBurst,
 		},
 		{
+			name: "a quiet stream is summed up when another source fails later",
+			events: append(same(logBurst+4, "198.51.100.1:1", rejected),
+				event{after: logInterval, addr: "198.51.100.9:1", err: io.EOF}),
+			wantLines:      logBurst + 1,
+			wantSuppressed: 4,
+			wantSummaries:  []string{"suppressed 4 similar lines (rejected: admission controller denied the client, from 198.51.100.1)"},
+			summaryFirst:   true,
+		},
+		{
 			name: "new interval: summary first, then lines again",
 			events: append(same(logBurst+2, "[2001:db8::1]:5", rejected),
 				event{after: logInterval, addr: "[2001:db8::1]:5", err: rejected}),
 			wantLines:      logBurst + 1,
 			wantSuppressed: 2,
 			wantSummaries:  []string{"suppressed 2 similar lines (rejected: admission controller denied the client, from 2001:db8::1)"},
+			summaryFirst:   true,
 		},
 	}
 	for _, tt := range tests {
@@ -197,6 +208,9 @@ func TestConnErrorRateLimit(t *testing.T) {
 			var summaries []string
 			for _, r := range jsonRecords(t, buf.String()) {
 				msg := r["msg"].(string)
+				if tt.summaryFirst && len(summaries) == 0 && lines == tt.wantLines-1 && !strings.Contains(msg, "suppressed") {
+					t.Errorf("last line %q came before any summary", msg)
+				}
 				if strings.Contains(msg, "suppressed") {
 					summaries = append(summaries, msg)
 					if n, _ := r["suppressed"].(float64); n < 1 || r["reason"] == nil || r["source"] == nil {
