@@ -55,13 +55,15 @@ type options struct {
 	acmeEABKey  string
 	acmeIPCerts bool
 
-	limits connLimits // see limits.go
+	limits    connLimits // see limits.go
+	stunLimit stunLimit  // see stunlimit.go
 
 	// openderp only
 	metricsAddr   string
 	tlsMinVersion string
-	logFormat     string // see logging.go
-	logLevel      string
+	logFormat     string        // see logging.go
+	logLevel      string        // see logging.go
+	shutdownGrace time.Duration // see graceful.go
 }
 
 // flagDefaults holds the defaults that depend on the machine, so tests can
@@ -132,7 +134,9 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
 	fs.StringVar(&o.logFormat, "log-format", logFormatText, "openderp only: log line format, \"text\" (date, time and message, as the reference) or \"json\" (one object per line with level, message and attributes such as addr and key)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "openderp only: least severe log lines written: debug (adds a line per client connection), info, warn or error")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 0, "openderp only: on SIGTERM or SIGINT, report unhealthy on /healthz, stop accepting, send every client a Restarting frame and keep relaying this long before closing; 0 closes at once")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	registerLimitFlags(fs, &o.limits)
+	registerSTUNLimitFlags(fs, &o.stunLimit)
 	return o
 }
