@@ -189,3 +189,28 @@ func FuzzParseLogSettings(f *testing.F) {
 		}
 	})
 }
+
+// TestMeshLevels: failures to reach a mesh peer are warnings, the rest
+// information, and every line names the peer.
+func TestMeshLevels(t *testing.T) {
+	tests := []struct {
+		format, want string
+	}{
+		{"mesh connect: %v", "WARN"},
+		{"recv error: %v", "WARN"},
+		{"connected; %d peers", "INFO"},
+		{"detected self-connect; ignoring host", "INFO"},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		lg := newLogger(&buf, logSettings{logFormatJSON, slog.LevelInfo})
+		meshLevels(lg.With("peer", "b.example"), "b.example")(tt.format, 1)
+		var m map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+			t.Fatalf("%q: %v", buf.String(), err)
+		}
+		if m["level"] != tt.want || m["peer"] != "b.example" || !strings.HasPrefix(m["msg"].(string), `mesh("b.example"): `) {
+			t.Errorf("%q: record %v, want level %s", tt.format, m, tt.want)
+		}
+	}
+}

@@ -132,7 +132,7 @@ func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, lg *slog.L
 }
 
 func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, lg *slog.Logger) error {
-	plogf := meshLogf(printfLogger(lg.With("peer", p.host), slog.LevelInfo), p.host)
+	plogf := meshLevels(lg.With("peer", p.host), p.host)
 	c, err := derphttp.NewClient(s.PrivateKey(), "https://"+p.host+"/derp", plogf)
 	if err != nil {
 		return err
@@ -182,5 +182,19 @@ func meshDialer(dialHost string, logf func(string, ...any)) func(ctx context.Con
 func meshLogf(logf func(string, ...any), host string) func(string, ...any) {
 	return func(format string, args ...any) {
 		logf("mesh(%q): %s", host, fmt.Sprintf(format, args...))
+	}
+}
+
+// meshLevels logs the lines about mesh peer host, prefixed as meshLogf
+// does, at info level, except failures to reach it, which are warnings.
+func meshLevels(l *slog.Logger, host string) func(string, ...any) {
+	info := meshLogf(printfLogger(l, slog.LevelInfo), host)
+	warn := meshLogf(printfLogger(l, slog.LevelWarn), host)
+	return func(format string, args ...any) {
+		if strings.HasPrefix(format, "mesh connect:") || strings.HasPrefix(format, "recv error:") {
+			warn(format, args...)
+			return
+		}
+		info(format, args...)
 	}
 }

@@ -101,7 +101,7 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 	s.SetDisallowedAppNames(parseAppNames(o.disallowAppNames))
 	hub := new(reloadHub)
 	if o.rateConfig != "" {
-		if err := applyRateConfig(s, o.rateConfig, hub, logf); err != nil {
+		if err := applyRateConfig(s, o.rateConfig, hub, lg); err != nil {
 			return err
 		}
 	}
@@ -178,7 +178,7 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 		}
 		logCertificate(lg, o, p)
 		if r, ok := p.(certs.Reloader); ok {
-			watchCertificate(ctx, r, hub, logf)
+			watchCertificate(ctx, r, hub, lg)
 		}
 	}
 	hub.start(ctx, logf)
