@@ -34,7 +34,8 @@ const (
 	holdSilent    = "silent"     // TCP connected, nothing sent
 	holdFirstByte = "first-byte" // one byte of an HTTP request, then nothing
 	holdTLS       = "tls"        // TLS handshake completed, then nothing
-	holdDERP      = "derp"       // DERP handshake completed (over TLS if the URL says so), then idle
+	holdDERP      = "derp"       // DERP handshake completed, then idle
+	holdDERPTLS   = "derp-tls"   // DERP handshake completed over TLS, then idle
 )
 
 // TestHoldConnsChild is not a test: run by holdConns with
@@ -74,13 +75,14 @@ func TestHoldConnsChild(t *testing.T) {
 				return
 			}
 			c = tc
-		case holdDERP:
-			tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
-			if err := holdDERPHandshake(tc); err != nil {
+		case holdDERP, holdDERPTLS:
+			if mode == holdDERPTLS {
+				c = tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+			}
+			if err := holdDERPHandshake(c); err != nil {
 				fmt.Printf("DERP %d: %v\n", i, err)
 				return
 			}
-			c = tc
 		}
 		conns = append(conns, c)
 	}
@@ -500,39 +502,63 @@ func holdDERPHandshake(c net.Conn) error {
 	return nil
 }
 
-// TestIdleTLSClientMemory measures what a registered, idle DERP client
-// costs the server over TLS (the clients live in a child process, so the
-// figure is the server's alone), and bounds it. With
-// OPENDERP_HEAP_PROFILE=file it writes a heap profile taken while the
-// clients are held.
-func TestIdleTLSClientMemory(t *testing.T) {
+// TestIdleClientMemory measures what a registered, idle DERP client
+// costs the server over plain HTTP and over TLS (the clients live in a
+// child process, so the figure is the server's alone), and bounds it.
+// With OPENDERP_HEAP_PROFILE=file it writes a heap profile of the TLS
+// case taken while the clients are held.
+func TestIdleClientMemory(t *testing.T) {
 	n := 300
 	if heavy() {
 		n = 2000
 	}
 	profile := os.Getenv("OPENDERP_HEAP_PROFILE")
-	if profile != "" {
-		defer func(r int) { runtime.MemProfileRate = r }(runtime.MemProfileRate)
-		runtime.MemProfileRate = 1
-	}
 	raiseFDLimit(t, n+200)
-	ls := newLimitedServer(t, derphttp.Limits{HandshakeTimeout: time.Minute}, newTestCA(t))
-	ls.s.MaxConnsPerKey = 1 << 20
-	mem0, g0 := memUse()
-	stack0 := stackInuse()
-	holdConns(t, ls.addr(), n, holdDERP)
-	waitFor(t, "clients registered", func() bool { o, p := ls.ll.Counts(); return o >= n && p == 0 })
-	mem1, g1 := memUse()
-	per := float64(int64(mem1)-int64(mem0)) / float64(n) / 1024
-	stacks := float64(int64(stackInuse())-int64(stack0)) / float64(n) / 1024
-	t.Logf("idle TLS DERP client: %.1f KiB (heap+stacks, %.1f KiB stacks) and %.2f goroutines per client (%d clients)", per, stacks, float64(g1-g0)/float64(n), n)
-	if profile != "" {
-		out, err := os.Create(profile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pprof.Lookup("heap").WriteTo(out, 0)
-		out.Close()
+	for _, tc := range []struct {
+		name   string
+		tls    bool
+		maxKiB float64
+	}{
+		{"plain", false, 8},
+		{"TLS", true, 14},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if profile != "" && tc.tls {
+				defer func(r int) { runtime.MemProfileRate = r }(runtime.MemProfileRate)
+				runtime.MemProfileRate = 1
+			}
+			var ca *testCA
+			mode := holdDERP
+			if tc.tls {
+				ca, mode = newTestCA(t), holdDERPTLS
+			}
+			ls := newLimitedServer(t, derphttp.Limits{HandshakeTimeout: time.Minute}, ca)
+			ls.s.MaxConnsPerKey = 1 << 20
+			mem0, g0 := memUse()
+			stack0 := stackInuse()
+			holdConns(t, ls.addr(), n, mode)
+			waitFor(t, "clients registered", func() bool { o, p := ls.ll.Counts(); return o >= n && p == 0 })
+			mem1, g1 := memUse()
+			per := float64(int64(mem1)-int64(mem0)) / float64(n) / 1024
+			stacks := float64(int64(stackInuse())-int64(stack0)) / float64(n) / 1024
+			t.Logf("idle %s DERP client: %.1f KiB (heap+stacks, %.1f KiB stacks) and %.2f goroutines per client (%d clients)",
+				tc.name, per, stacks, float64(g1-g0)/float64(n), n)
+			if per > tc.maxKiB {
+				t.Errorf("%.1f KiB per idle client, bound %.0f", per, tc.maxKiB)
+			}
+			if profile != "" && tc.tls {
+				out, err := os.Create(profile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pprof.Lookup("heap").WriteTo(out, 0)
+				out.Close()
+				if g, err := os.Create(profile + ".goroutines"); err == nil {
+					pprof.Lookup("goroutine").WriteTo(g, 1)
+					g.Close()
+				}
+			}
+		})
 	}
 }
 
