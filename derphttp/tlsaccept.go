@@ -97,7 +97,13 @@ func (l *LimitListener) tlsHandshake(lc *limitConn) {
 // client behind tc sends its request, then hands tc to Accept.
 func (l *LimitListener) park(lc *limitConn, tc *tls.Conn) {
 	defer l.wg.Done()
-	err := waitReadable(lc.Conn, l.done)
+	var err error
+	// Only a bare socket is known to buffer nothing: under a wrapper that
+	// read ahead (a PROXY protocol parser, say), the request may already
+	// be in memory while the socket stays silent.
+	if _, ok := lc.Conn.(*net.TCPConn); ok {
+		err = waitReadable(lc.Conn, l.done)
+	}
 	l.forget(lc)
 	if err != nil {
 		lc.Close()

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,10 +53,26 @@ func (c *holdingConn) flush() error {
 // 1.3; and that failed handshakes are counted and logged.
 func TestTLSLimitListenerServes(t *testing.T) {
 	ca := newTestCA(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for _, under := range []struct {
+		name string
+		wrap func(net.Listener) net.Listener
+	}{
+		{"TCP", func(ln net.Listener) net.Listener { return ln }},
+		// A wrapper under the listener that reads ahead (as a PROXY
+		// protocol parser may) and still exposes the socket: the
+		// listener must not wait on the socket then.
+		{"read-ahead wrapper", func(ln net.Listener) net.Listener { return readAheadListener{ln} }},
+	} {
+		t.Run(under.name, func(t *testing.T) { testTLSLimitListener(t, ca, under.wrap) })
+	}
+}
+
+func testTLSLimitListener(t *testing.T, ca *testCA, wrap func(net.Listener) net.Listener) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln := wrap(tcp)
 	var logBuf syncBuffer
 	ll := derphttp.NewTLSLimitListener(ln, derphttp.Limits{HandshakeTimeout: 10 * time.Second}, derphttp.TLSOptions{
 		Config:   &tls.Config{Certificates: []tls.Certificate{ca.leaf}, NextProtos: []string{"http/1.1"}},
@@ -164,4 +181,27 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// readAheadListener's connections read from the socket through a 4 KiB
+// buffer, and still offer the socket (syscall.Conn).
+type readAheadListener struct{ net.Listener }
+
+func (l readAheadListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &readAheadConn{Conn: c, br: bufio.NewReaderSize(c, 4096)}, nil
+}
+
+type readAheadConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *readAheadConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+func (c *readAheadConn) SyscallConn() (syscall.RawConn, error) {
+	return c.Conn.(syscall.Conn).SyscallConn()
 }

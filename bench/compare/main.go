@@ -36,6 +36,7 @@ type plan struct {
 	sizes      []int
 	pairs      []int
 	idleSteps  []int
+	stalled    int // connections that finish TLS and then stall
 	skipIdle   bool
 	skipRelay  bool
 	maxRuntime time.Duration
@@ -44,7 +45,7 @@ type plan struct {
 func fullPlan() plan {
 	return plan{
 		runs: 3, relayDur: 2 * time.Second, rttDur: 2 * time.Second,
-		sizes: []int{100, 1280}, pairs: []int{1, 8, 64}, idleSteps: []int{2000, 10000},
+		sizes: []int{100, 1280}, pairs: []int{1, 8, 64}, idleSteps: []int{2000, 10000}, stalled: 2000,
 		maxRuntime: 40 * time.Minute,
 	}
 }
@@ -52,7 +53,7 @@ func fullPlan() plan {
 func quickPlan() plan {
 	return plan{
 		runs: 1, relayDur: 300 * time.Millisecond, rttDur: 300 * time.Millisecond,
-		sizes: []int{100, 1280}, pairs: []int{1, 8, 64}, idleSteps: []int{200, 1000},
+		sizes: []int{100, 1280}, pairs: []int{1, 8, 64}, idleSteps: []int{200, 1000}, stalled: 1000,
 		maxRuntime: 10 * time.Minute,
 	}
 }
@@ -74,6 +75,7 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	runs := fs.Int("runs", 0, "runs per figure (0: 3, or 1 when quick)")
 	only := fs.String("impls", "", "comma-separated implementations to run (default all): openderp,v1.76.3,v1.104.5")
 	out := fs.String("json", "", "also write every run's raw figures to this file")
+	idleOnly := fs.Bool("idle-only", false, "measure only idle clients and stalled TLS connections, not relaying")
 	maxTime := fs.Duration("max", 0, "stop measuring after this long and report the runs done (0: 40m, or 10m when quick)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -87,6 +89,9 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *maxTime > 0 {
 		p.maxRuntime = *maxTime
+	}
+	if *idleOnly {
+		p.skipRelay, p.skipIdle = true, false
 	}
 	if n := p.idleSteps[len(p.idleSteps)-1]; !p.skipIdle {
 		if err := raiseFileLimit(uint64(n) + 256); err != nil {
@@ -251,6 +256,9 @@ func measureAll(ctx context.Context, p plan, impls []*impl, logf func(string, ..
 					return measureIdle(ctx, s, p.idleSteps)
 				})
 			}
+			each("stalled after TLS", true, func(s *server) (metrics, func(), error) {
+				return measureStalledTLS(ctx, s, p.stalled)
+			})
 		}
 		logf("run %d of %d done after %v", run+1, p.runs, time.Since(t0).Round(time.Second))
 	}
