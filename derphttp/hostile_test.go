@@ -519,7 +519,10 @@ func TestIdleClientMemory(t *testing.T) {
 		tls    bool
 		maxKiB float64
 	}{
-		{"plain", false, 8},
+		// Loose bounds: in one process the stack figures move by a few
+		// KiB with the stack spans other goroutines left behind.
+		// bench/compare gives the exact figures (docs/performance.md).
+		{"plain", false, 12},
 		{"TLS", true, 14},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
