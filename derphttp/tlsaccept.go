@@ -21,7 +21,8 @@ import (
 //     crypto/tls holds no bytes of the client's first request, and an
 //     unreadable socket means there is nothing to serve;
 //   - a fresh, small goroutine then waits in the runtime poller, without
-//     any buffer, until the client sends its request, and only then hands
+//     any buffer (crypto/tls's emptied ones are dropped too, as in
+//     tlsidle.go), until the client sends its request, and only then hands
 //     the connection to Accept, where the HTTP server gives it its
 //     goroutine and 4 KiB buffers.
 //
@@ -87,8 +88,16 @@ func (l *LimitListener) tlsHandshake(lc *limitConn) {
 	}
 	l.handshakesTLS.Add(1)
 	// From here on the HTTP server reads through rc; the channel send to
-	// Accept orders this write before its reads.
+	// Accept orders these writes before its reads.
 	rc.done = true
+	// The handshake read nothing past its last record, so crypto/tls's
+	// buffers are empty: drop their storage while the client is silent
+	// (see tlsidle.go for how, and when this is a no-op).
+	if tlsInputLayout.ok {
+		if in := tlsInputOf(tc); !in.buffered() {
+			in.release()
+		}
+	}
 	l.wg.Add(1)
 	go l.park(lc, tc)
 }
