@@ -75,6 +75,7 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	runs := fs.Int("runs", 0, "runs per figure (0: 3, or 1 when quick)")
 	only := fs.String("impls", "", "comma-separated implementations to run (default all): openderp,v1.76.3,v1.104.5")
 	out := fs.String("json", "", "also write every run's raw figures to this file")
+	stalled := fs.Int("stalled", 0, "connections for the stalled-after-TLS case (0: 2000, or 1000 when quick)")
 	idleOnly := fs.Bool("idle-only", false, "measure only idle clients and stalled TLS connections, not relaying")
 	maxTime := fs.Duration("max", 0, "stop measuring after this long and report the runs done (0: 40m, or 10m when quick)")
 	if err := fs.Parse(args); err != nil {
@@ -90,10 +91,13 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *maxTime > 0 {
 		p.maxRuntime = *maxTime
 	}
+	if *stalled > 0 {
+		p.stalled = *stalled
+	}
 	if *idleOnly {
 		p.skipRelay, p.skipIdle = true, false
 	}
-	if n := p.idleSteps[len(p.idleSteps)-1]; !p.skipIdle {
+	if n := max(p.idleSteps[len(p.idleSteps)-1], p.stalled); !p.skipIdle {
 		if err := raiseFileLimit(uint64(n) + 256); err != nil {
 			return err
 		}
