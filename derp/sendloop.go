@@ -84,10 +84,15 @@ func (c *sclient) writeLoop() {
 	}
 }
 
-// shutdown stops all writing: it marks c finished, closes the connection,
-// waits for a running writer, drops whatever was still queued and ends
-// c's PeerGone subscriptions. It returns the
-// error that stopped a writer, if any.
+// shutdown stops all writing: it marks c finished, lets a writer that is
+// mid-burst finish that burst (bounded by finalBurstWait), closes the
+// connection, drops whatever was still queued and ends c's PeerGone
+// subscriptions. It returns the error that stopped a writer, if any.
+//
+// Letting the burst finish matters for a client that leaves gracefully
+// (it stops sending but reads until the relay closes): packets a writer
+// has already taken from the queue and counted as sent reach it instead
+// of being discarded unflushed.
 func (c *sclient) shutdown() error {
 	c.qmu.Lock()
 	c.finished = true
@@ -103,11 +108,20 @@ func (c *sclient) shutdown() error {
 	}
 	c.peerGone, c.meshEvents = nil, nil
 	c.wakeWaitersLocked()
-	if !c.writing {
+	var burstDone <-chan struct{}
+	if c.writing {
+		if c.flushed == nil {
+			c.flushed = make(chan struct{})
+		}
+		burstDone = c.flushed
+	} else {
 		c.noteWriterIdleLocked()
 	}
 	c.qmu.Unlock()
 
+	if burstDone != nil {
+		c.awaitBurst(burstDone)
+	}
 	c.nc.Close()
 	c.writers.Wait()
 	for _, p := range drained {
@@ -118,6 +132,27 @@ func (c *sclient) shutdown() error {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	return c.writeErr
+}
+
+// finalBurstWait bounds how long shutdown waits for a writer to finish
+// its current burst before closing the connection under it. A smaller
+// write timeout bounds it further.
+const finalBurstWait = time.Second
+
+// awaitBurst waits until done is closed (the writer stopped), the final
+// burst wait is over, or the server is closing.
+func (c *sclient) awaitBurst(done <-chan struct{}) {
+	wait := finalBurstWait
+	if c.writeTimeout > 0 && c.writeTimeout < wait {
+		wait = c.writeTimeout
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-c.s.closing:
+	}
 }
 
 // writerPool holds the buffered writers of connections that are writing
@@ -141,15 +176,9 @@ func (c *sclient) writeBurst(keepAlive bool) error {
 		bw.Reset(nil)
 		writerPool.Put(bw)
 	}()
-	frames := 0
-	if keepAlive {
-		if err := c.writeFrameHeader(FrameKeepAlive, 0); err != nil {
-			return err
-		}
-		frames++
-	}
-	n, err := c.drain()
-	frames += n
+	var tx txTally
+	err := c.writeAll(keepAlive, &tx)
+	tx.publish(c)
 	if err != nil {
 		return err
 	}
@@ -157,14 +186,57 @@ func (c *sclient) writeBurst(keepAlive bool) error {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
-		c.s.metrics.bufferedWriteFrames.Observe(float64(frames))
+		c.s.metrics.bufferedWriteFrames.Observe(float64(tx.frames))
 	}
 	return nil
 }
 
-// drain writes queued frames until the queues are empty and returns how
-// many it wrote. It does not flush except when the buffer fills.
-func (c *sclient) drain() (frames int, err error) {
+// writeAll writes a keep-alive if asked and then everything queued into
+// c.bw, without a final flush.
+func (c *sclient) writeAll(keepAlive bool, tx *txTally) error {
+	if keepAlive {
+		if err := WriteFrameHeader(c.bw, FrameKeepAlive, 0); err != nil {
+			return err
+		}
+		tx.frames++
+	}
+	return c.drain(tx)
+}
+
+// txTally counts what one burst wrote, so that the shared counters are
+// updated once per burst rather than once per packet.
+type txTally struct {
+	frames, pkts, bytes int
+	// The queue-time average's update over the burst: after it, the
+	// average is avg*qDecay + qAcc (see metrics.noteQueueTime).
+	qAcc, qDecay float64
+}
+
+func (t *txTally) notePacket(n int, queued int64) {
+	t.pkts++
+	t.bytes += n
+	if t.pkts == 1 {
+		t.qDecay = 1
+	}
+	t.qAcc, t.qDecay = t.qAcc*queueTimeDecay+(1-queueTimeDecay)*float64(queued)/1e6, t.qDecay*queueTimeDecay
+}
+
+// publish adds the tally to the server's and c's counters.
+func (t *txTally) publish(c *sclient) {
+	if t.pkts == 0 {
+		return
+	}
+	m := c.s.metrics
+	m.packetsSent.Add(int64(t.pkts))
+	m.bytesSent.Add(int64(t.bytes))
+	m.noteQueueTimes(t.qDecay, t.qAcc)
+	c.stats.txPkts.Add(int64(t.pkts))
+	c.stats.txBytes.Add(int64(t.bytes))
+}
+
+// drain writes queued frames until the queues are empty, counting them in
+// tx. It does not flush except when the buffer fills.
+func (c *sclient) drain(tx *txTally) error {
 	var batch [sendBatch]queuedPacket
 	for {
 		c.qmu.Lock()
@@ -196,48 +268,51 @@ func (c *sclient) drain() (frames int, err error) {
 		c.qmu.Unlock()
 
 		if len(gone) == 0 && len(events) == 0 && !hasPong && !hasRestart && n == 0 {
-			return frames, nil
+			return nil
 		}
 		if hasRestart {
 			if err := c.writeSmall(FrameRestarting, append(c.scratch[:0], restart[:]...)); err != nil {
 				c.dropBatch(batch[:n])
-				return frames, err
+				return err
 			}
-			frames++
+			tx.frames++
 		}
 		for _, g := range gone {
 			if err := c.writePeerGone(g.Peer, g.Reason); err != nil {
 				c.dropBatch(batch[:n])
-				return frames, err
+				return err
 			}
 			if g.Reason == PeerGoneReasonDisconnected {
 				// The source left and its subscriptions with it: forget
 				// it, so that c subscribes again if it comes back.
 				delete(c.sentFrom, g.Peer)
+				if c.lastFrom == g.Peer {
+					c.lastFrom = key.NodePublic{}
+				}
 			}
-			frames++
+			tx.frames++
 		}
 		if len(events) > 0 {
 			if err := c.writeMeshEvents(events); err != nil {
 				c.dropBatch(batch[:n])
-				return frames, err
+				return err
 			}
-			frames += len(events)
+			tx.frames += len(events)
 		}
 		if hasPong {
 			if err := c.writeSmall(FramePong, append(c.scratch[:0], pong[:]...)); err != nil {
 				c.dropBatch(batch[:n])
-				return frames, err
+				return err
 			}
 			c.s.metrics.sentPong.Add(1)
-			frames++
+			tx.frames++
 		}
 		for i := range n {
-			if err := c.writePacket(&batch[i]); err != nil {
+			if err := c.writePacket(&batch[i], tx); err != nil {
 				c.dropBatch(batch[i+1 : n])
-				return frames, err
+				return err
 			}
-			frames++
+			tx.frames++
 		}
 	}
 }
@@ -251,53 +326,47 @@ func (c *sclient) dropBatch(ps []queuedPacket) {
 	}
 }
 
-func (c *sclient) setWriteDeadline() {
-	if c.writeTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	}
-}
-
-func (c *sclient) writeFrameHeader(t FrameType, n uint32) error {
-	c.setWriteDeadline()
-	return WriteFrameHeader(c.bw, t, n)
-}
-
 func (c *sclient) writeSmall(t FrameType, payload []byte) error {
-	c.setWriteDeadline()
 	return WriteFrame(c.bw, t, payload)
 }
 
 // writePacket writes one RecvPacket frame and returns the buffer to the
 // pool, whatever happens.
-func (c *sclient) writePacket(p *queuedPacket) error {
+func (c *sclient) writePacket(p *queuedPacket, tx *txTally) error {
 	s := c.s
 	pkt := p.buf.b
 	defer func() {
 		putPacketBuf(p.buf)
 		*p = queuedPacket{}
 	}()
-	s.metrics.noteQueueTime(s.monoNow() - p.enqueued)
-	if _, ok := c.sentFrom[p.src]; !ok && !p.src.IsZero() {
-		if c.sentFrom == nil {
-			c.sentFrom = make(map[key.NodePublic]struct{})
-		}
-		c.sentFrom[p.src] = struct{}{}
-		c.stats.senders.Add(1)
-		s.subscribePeerGone(p.src, c)
+	if p.src != c.lastFrom && !p.src.IsZero() {
+		c.noteSender(p.src)
 	}
 	err := c.writeRecvPacket(p.src, pkt)
 	if err != nil {
 		s.recordDrop(p.src, c.key, pkt, dropWriteError)
 		return err
 	}
-	s.metrics.packetsSent.Add(1)
-	s.metrics.bytesSent.Add(int64(len(pkt)))
-	c.stats.noteTx(len(pkt))
+	tx.notePacket(len(pkt), s.monoNow()-p.enqueued)
 	return nil
 }
 
+// noteSender subscribes c to src's departure the first time c is written
+// a packet from src, and remembers src as the last source written.
+func (c *sclient) noteSender(src key.NodePublic) {
+	c.lastFrom = src
+	if _, ok := c.sentFrom[src]; ok {
+		return
+	}
+	if c.sentFrom == nil {
+		c.sentFrom = make(map[key.NodePublic]struct{})
+	}
+	c.sentFrom[src] = struct{}{}
+	c.stats.senders.Add(1)
+	c.s.subscribePeerGone(src, c)
+}
+
 func (c *sclient) writeRecvPacket(src key.NodePublic, pkt []byte) error {
-	c.setWriteDeadline()
 	// A zero source key means protocol version 1 framing: no key at all.
 	if src.IsZero() {
 		return WriteFrame(c.bw, FrameRecvPacket, pkt)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(probeEnv) != "" { // startProbe runs the test binary as the probe
+		os.Exit(probeMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	leakcheck.Main(m, "github.com/openderp/openderp/")
 }
 
@@ -27,7 +31,7 @@ func TestSmoke(t *testing.T) {
 	}
 	p := plan{
 		runs: 1, relayDur: 150 * time.Millisecond, rttDur: 100 * time.Millisecond,
-		sizes: []int{100}, pairs: []int{2}, idleSteps: []int{20, 50},
+		sizes: []int{100}, pairs: []int{2}, idleSteps: []int{20, 50}, stalled: 20,
 	}
 	if err := raiseFileLimit(uint64(p.idleSteps[len(p.idleSteps)-1]) + 256); err != nil {
 		t.Fatal(err)
