@@ -63,6 +63,8 @@ type options struct {
 	// openderp only
 	metricsAddr   string
 	tlsMinVersion string
+	logFormat     string        // see logging.go
+	logLevel      string        // see logging.go
 	shutdownGrace time.Duration // see graceful.go
 }
 
@@ -132,6 +134,8 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.BoolVar(&o.acmeIPCerts, "acme-ip-certs", false, "with -certmode=letsencrypt, get short-lived certificates for the IP address each TLS connection arrived on (HTTP-01 on port 80, which must be reachable)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "openderp only: host:port of a separate plain-HTTP listener serving only /metrics (Prometheus text) and /healthz, never /debug/; empty turns it off")
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
+	fs.StringVar(&o.logFormat, "log-format", logFormatText, "openderp only: log line format, \"text\" (date, time and message, as the reference) or \"json\" (one object per line with level, message and attributes such as addr and key)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "openderp only: least severe log lines written: debug (adds a line per client connection), info, warn or error")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 0, "openderp only: on SIGTERM or SIGINT, report unhealthy on /healthz, stop accepting, send every client a Restarting frame and keep relaying this long before closing; 0 closes at once")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	registerLimitFlags(fs, &o.limits)
