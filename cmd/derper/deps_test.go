@@ -16,6 +16,8 @@ var allowedModulePrefixes = []string{
 	// github.com/prometheus/client_golang and its own dependencies.
 	"github.com/prometheus/", "github.com/beorn7/perks/", "github.com/cespare/xxhash/",
 	"github.com/munnerz/goautoneg", "google.golang.org/protobuf/",
+	// PROXY protocol headers (-proxy-protocol-from).
+	"github.com/pires/go-proxyproto",
 }
 
 // TestDependencies fails when the binary starts linking a package outside

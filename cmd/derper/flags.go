@@ -60,6 +60,9 @@ type options struct {
 	// openderp only
 	metricsAddr   string
 	tlsMinVersion string
+
+	// openderp only: PROXY protocol (proxyproto.go)
+	proxyProtocolFrom string
 }
 
 // flagDefaults holds the defaults that depend on the machine, so tests can
@@ -128,6 +131,8 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.BoolVar(&o.acmeIPCerts, "acme-ip-certs", false, "with -certmode=letsencrypt, get short-lived certificates for the IP address each TLS connection arrived on (HTTP-01 on port 80, which must be reachable)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "openderp only: host:port of a separate plain-HTTP listener serving only /metrics (Prometheus text) and /healthz, never /debug/; empty turns it off")
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
+	// PROXY protocol (proxyproto.go)
+	fs.StringVar(&o.proxyProtocolFrom, "proxy-protocol-from", "", "openderp only: comma-separated IP prefixes or addresses of TCP load balancers whose connections must start with a PROXY protocol v1 or v2 header naming the client; a header from any other address is refused; empty turns it off")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	registerLimitFlags(fs, &o.limits)
 	return o

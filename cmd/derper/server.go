@@ -61,6 +61,10 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	if err != nil {
 		return err
 	}
+	pf, err := newProxyFront(o.proxyProtocolFrom, logf)
+	if err != nil {
+		return err
+	}
 
 	if o.runSTUN {
 		st := stunserver.New(logf)
@@ -177,6 +181,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	if err != nil {
 		return fmt.Errorf("derper: %w", err)
 	}
+	ln = pf.wrap(ln) // innermost, so every later layer sees the client's address
 	srv := &http.Server{
 		Handler:      mux,
 		ReadTimeout:  readTimeout,
@@ -220,6 +225,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 				ln.Close()
 				return fmt.Errorf("derper: port 80 listener: %w", err)
 			}
+			ln80 = pf.wrap(ln80)
 			port80 = &http.Server{
 				Handler:      p.HTTPHandler(port80Handler(http.HandlerFunc(derphttp.ServeNoContent), mux, dbg.Allowed)),
 				ReadTimeout:  readTimeout,
