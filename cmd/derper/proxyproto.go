@@ -97,7 +97,9 @@ func (m *proxyMetrics) expVar() *expvar.Map {
 	m.initOnce.Do(func() {
 		m.refused.Label = "reason"
 		for _, r := range []string{refuseUntrusted, refuseMissing, refuseInvalid, refuseTimeout} {
-			m.refused.Set(r, new(expvar.Int))
+			if m.refused.Get(r) == nil {
+				m.refused.Set(r, new(expvar.Int))
+			}
 		}
 		m.vars = new(expvar.Map)
 		m.vars.Set("counter_proxied_connections", &m.proxied)
@@ -278,13 +280,13 @@ func (l *proxyListener) readHeader(c net.Conn) {
 	closed := l.closed
 	l.mu.Unlock()
 	switch {
+	case closed:
+		c.Close() // Close cut the read short: nothing to count
 	case reason != "":
 		l.m.refused.Add(reason, 1)
 		c.Close()
 	case pc == nil:
 		c.Close() // closed before sending anything: nothing to count
-	case closed:
-		c.Close()
 	default:
 		l.deliver(pc)
 	}
