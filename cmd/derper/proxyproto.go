@@ -295,14 +295,16 @@ func (l *proxyListener) readHeader(c net.Conn) {
 // readProxyHeader reads the PROXY header at the start of c, waiting at
 // most timeout, and returns the connection to hand on, with the client's
 // addresses, or the reason to refuse it. It returns neither when c ended
-// before its first byte, as a balancer's plain TCP health check does.
+// or failed before its first byte, as a balancer's plain TCP health check
+// does.
 func readProxyHeader(c net.Conn, timeout time.Duration, m *proxyMetrics) (net.Conn, string) {
 	if timeout > 0 {
 		if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 			return nil, ""
 		}
 	}
-	br := bufio.NewReaderSize(c, proxyReadBuffer)
+	cr := &countingReader{r: c}
+	br := bufio.NewReaderSize(cr, proxyReadBuffer)
 	h, err := proxyproto.Read(br)
 	if timeout > 0 {
 		c.SetReadDeadline(time.Time{})
@@ -312,10 +314,11 @@ func readProxyHeader(c net.Conn, timeout time.Duration, m *proxyMetrics) (net.Co
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():
 			return nil, refuseTimeout
+		case cr.n == 0:
+			// Closed or reset before the first byte: a balancer's TCP
+			// health check, not worth a count.
+			return nil, ""
 		case errors.Is(err, proxyproto.ErrNoProxyProtocol):
-			if br.Buffered() == 0 {
-				return nil, "" // EOF before any byte
-			}
 			return nil, refuseMissing
 		default:
 			// The library reports a stalled v1 line as unreadable
@@ -344,6 +347,18 @@ func readProxyHeader(c net.Conn, timeout time.Duration, m *proxyMetrics) (net.Co
 		return &proxiedConn{ac}, ""
 	}
 	return &bufferedConn{addrConn: ac, br: br}, ""
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (cr *countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.n += int64(n)
+	return n, err
 }
 
 // addrConn is a connection from a load balancer that reports the
