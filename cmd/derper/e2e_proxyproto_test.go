@@ -348,3 +348,29 @@ func TestE2EProxyProtocolHAProxy(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// TestHAProxySampleConfig checks that the haproxy.cfg shown in
+// docs/operating.md is one HAProxy accepts.
+func TestHAProxySampleConfig(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "A sample `haproxy.cfg`")
+	if !ok {
+		t.Fatal("docs/operating.md has no sample haproxy.cfg")
+	}
+	_, after, ok1 := strings.Cut(after, "\n```\n")
+	sample, _, ok2 := strings.Cut(after, "\n```\n")
+	if !ok1 || !ok2 || !strings.Contains(sample, "send-proxy") {
+		t.Fatalf("cannot find the sample's code block:\n%.300s", after)
+	}
+	bin := haproxyPath(t)
+	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(cfg, []byte(sample+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-c", "-f", cfg).CombinedOutput(); err != nil {
+		t.Errorf("haproxy -c rejects the sample: %v\n%s\n%s", err, out, sample)
+	}
+}
