@@ -39,9 +39,12 @@ bench-compare:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## docs: regenerate the generated parts of docs/ (flag tables from -h).
+## docs: regenerate the generated parts of docs/ (docs/flags.md and the
+## flag table of docs/operating.md, one generator in cmd/derper), then
+## check them against a freshly built derper's -h.
 docs:
-	$(GO) test ./internal/doctest -run TestFlagTables -update -count=1
+	$(GO) test ./cmd/derper -run '^TestFlagsDoc$$' -update-flags-doc -count=1
+	$(GO) test ./internal/doctest -run '^TestFlagTables$$' -count=1
 
 cover:
 	$(GO) test -coverprofile=coverage.out ./... && $(GO) tool cover -func=coverage.out | tail -1

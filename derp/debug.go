@@ -85,7 +85,7 @@ func (s *Server) ServeDebugTraffic(w http.ResponseWriter, r *http.Request) {
 	for {
 		out, err := exec.CommandContext(r.Context(), "ss", "-i", "-H", "-t").Output()
 		if err != nil {
-			fmt.Fprintf(w, "ss failed: %v", err)
+			fmt.Fprintf(w, "cannot read the socket counters with ss: %v\n", err)
 			return
 		}
 		next := parseSS(out)

@@ -43,7 +43,7 @@ func TestServeDebugTraffic(t *testing.T) {
 	cancel() // one round, then stop
 	ts.s.ServeDebugTraffic(w, req)
 	body := w.Body.String()
-	if !strings.HasPrefix(body, "ss failed") && !strings.HasSuffix(body, "\n") {
+	if !strings.HasPrefix(body, "cannot read the socket counters with ss") && !strings.HasSuffix(body, "\n") {
 		t.Fatalf("body %q", body)
 	}
 }

@@ -69,7 +69,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if up != "" {
 			h.printf("derphttp: weird upgrade: %q", up)
 		}
-		http.Error(w, "DERP requires connection upgrade", http.StatusUpgradeRequired)
+		http.Error(w, "this URL is for DERP clients: it needs an \"Upgrade: DERP\" or WebSocket request", http.StatusUpgradeRequired)
 		return
 	}
 
@@ -79,7 +79,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// HTTP/2 and other non-hijackable transports land here.
 		h.printf("derphttp: hijack of %s failed: %v", r.RemoteAddr, err)
-		http.Error(w, "HTTP does not support general TCP support", http.StatusInternalServerError)
+		http.Error(w, "cannot take over this connection for DERP (HTTP/2, or a proxy in between); connect with HTTP/1.1", http.StatusInternalServerError)
 		return
 	}
 

@@ -44,14 +44,14 @@ func TestHandlerResponses(t *testing.T) {
 		wantCode int
 		wantBody string
 	}{
-		{"no upgrade", "GET", "/derp", "", 426, "DERP requires connection upgrade\n"},
-		{"weird upgrade", "GET", "/derp", "h2c", 426, "DERP requires connection upgrade\n"},
+		{"no upgrade", "GET", "/derp", "", 426, "this URL is for DERP clients: it needs an \"Upgrade: DERP\" or WebSocket request\n"},
+		{"weird upgrade", "GET", "/derp", "h2c", 426, "this URL is for DERP clients: it needs an \"Upgrade: DERP\" or WebSocket request\n"},
 		{"probe", "GET", "/derp/probe", "", 200, ""},
 		{"latency check", "HEAD", "/derp/latency-check", "DERP", 200, ""},
-		{"probe bad method", "POST", "/derp/probe", "", 405, "bogus probe method\n"},
+		{"probe bad method", "POST", "/derp/probe", "", 405, "method not allowed: the latency probe answers GET and HEAD only\n"},
 		// httptest.ResponseRecorder cannot be hijacked, like HTTP/2.
-		{"not hijackable", "GET", "/derp", "DERP", 500, "HTTP does not support general TCP support\n"},
-		{"websocket not hijackable", "POST", "/derp", "WebSocket", 500, "HTTP does not support general TCP support\n"},
+		{"not hijackable", "GET", "/derp", "DERP", 500, "cannot take over this connection for DERP (HTTP/2, or a proxy in between); connect with HTTP/1.1\n"},
+		{"websocket not hijackable", "POST", "/derp", "WebSocket", 500, "cannot take over this connection for DERP (HTTP/2, or a proxy in between); connect with HTTP/1.1\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

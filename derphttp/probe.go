@@ -11,7 +11,7 @@ func ProbeHandler(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		w.WriteHeader(http.StatusOK)
 	default:
-		http.Error(w, "bogus probe method", http.StatusMethodNotAllowed)
+		http.Error(w, "method not allowed: the latency probe answers GET and HEAD only", http.StatusMethodNotAllowed)
 	}
 }
 

@@ -124,12 +124,12 @@ func (p *Prober) StatusHandler(title string) http.Handler {
 func (p *Prober) RunHandler(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("name")
 	if name == "" {
-		http.Error(w, "missing name parameter", http.StatusBadRequest)
+		http.Error(w, "say which probe to run: ?name=<probe name>", http.StatusBadRequest)
 		return
 	}
 	pr := p.Probe(name)
 	if pr == nil || pr.IsContinuous() {
-		http.Error(w, fmt.Sprintf("unknown probe %q", name), http.StatusNotFound)
+		http.Error(w, fmt.Sprintf("no probe named %q can be run on demand", name), http.StatusNotFound)
 		return
 	}
 	info, err := pr.run()
@@ -146,11 +146,11 @@ func (p *Prober) RunHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	if err != nil {
-		fmt.Fprintf(w, "Probe failed: %v\n", err)
+		fmt.Fprintf(w, "failed: %v\n", err)
 	} else {
-		fmt.Fprintf(w, "Probe succeeded in %v\n", info.Latency)
+		fmt.Fprintf(w, "ok in %v\n", info.Latency)
 	}
-	fmt.Fprintf(w, "Last %d probes (including this one): success rate %d%%, median latency %v\n",
+	fmt.Fprintf(w, "recent runs, this one included: %d, of which %d%% ok; median latency %v\n",
 		len(info.RecentResults), int(info.RecentSuccessRatio()*100), info.RecentMedianLatency())
 }
 

@@ -182,11 +182,11 @@ func TestRunHandler(t *testing.T) {
 			code          int
 			body          string
 		}{
-			{"", "", 400, "missing name parameter\n"},
-			{"?name=nope", "", 404, "unknown probe \"nope\"\n"},
-			{"?name=good", "", 200, "Probe succeeded in 5ms\nLast 2 probes (including this one): success rate 100%, median latency 5ms\n"},
-			{"?name=bad", "", 424, "Probe failed: cert <expired>\nLast 2 probes (including this one): success rate 0%, median latency 0s\n"},
-			{"?name=good", "text/html", 200, "Probe succeeded in 5ms\nLast 3 probes (including this one): success rate 100%, median latency 5ms\n"},
+			{"", "", 400, "say which probe to run: ?name=<probe name>\n"},
+			{"?name=nope", "", 404, "no probe named \"nope\" can be run on demand\n"},
+			{"?name=good", "", 200, "ok in 5ms\nrecent runs, this one included: 2, of which 100% ok; median latency 5ms\n"},
+			{"?name=bad", "", 424, "failed: cert <expired>\nrecent runs, this one included: 2, of which 0% ok; median latency 0s\n"},
+			{"?name=good", "text/html", 200, "ok in 5ms\nrecent runs, this one included: 3, of which 100% ok; median latency 5ms\n"},
 		}
 		for _, tt := range tests {
 			req := httptest.NewRequest("GET", prober.RunPath+tt.query, nil)

@@ -14,16 +14,16 @@ import (
 func addDebugPages(d *debugweb.Debugger, s *derp.Server, hostname string) {
 	d.KV("TLS hostname", hostname)
 	d.KV("Mesh key", s.HasMeshKey())
-	d.Handle("check", "Consistency check", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	d.Handle("check", "check the relay's internal consistency", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.ConsistencyCheck(); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		fmt.Fprint(w, "derp.Server ConsistencyCheck okay")
+		fmt.Fprint(w, "consistency check passed\n")
 	}))
-	d.Handle("traffic", "Traffic check", http.HandlerFunc(s.ServeDebugTraffic))
+	d.Handle("traffic", "bytes per client connection (JSON stream, Linux ss)", http.HandlerFunc(s.ServeDebugTraffic))
 	addClientsPage(d, s)
-	d.Handle("set-mutex-profile-fraction", "SetMutexProfileFraction", http.HandlerFunc(serveSetMutexFraction))
+	d.Handle("set-mutex-profile-fraction", "set the mutex profile fraction (needs Sec-Debug: derp)", http.HandlerFunc(serveSetMutexFraction))
 }
 
 // serveSetMutexFraction changes the mutex profile rate. The custom header
@@ -31,14 +31,14 @@ func addDebugPages(d *debugweb.Debugger, s *derp.Server, hostname string) {
 func serveSetMutexFraction(w http.ResponseWriter, r *http.Request) {
 	s := r.FormValue("rate")
 	if s == "" || r.Header.Get("Sec-Debug") != "derp" {
-		http.Error(w, "To set, use: curl -H 'Sec-Debug: derp' '.../debug/set-mutex-profile-fraction?rate=N'", http.StatusBadRequest)
+		http.Error(w, "usage: curl -H 'Sec-Debug: derp' '<this URL>?rate=N' sets the mutex profile fraction to N", http.StatusBadRequest)
 		return
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil {
-		http.Error(w, "bad rate value", http.StatusBadRequest)
+		http.Error(w, "rate must be an integer", http.StatusBadRequest)
 		return
 	}
 	old := runtime.SetMutexProfileFraction(v)
-	fmt.Fprintf(w, "mutex changed from %v to %v\n", old, v)
+	fmt.Fprintf(w, "mutex profile fraction: was %d, now %d\n", old, v)
 }

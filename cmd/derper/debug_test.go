@@ -28,11 +28,11 @@ func TestDerperDebugPages(t *testing.T) {
 		{"/debug/", false, 200, "<b>TLS hostname:</b> derp.example"},
 		{"/debug/", false, 200, "<b>Mesh key:</b> false"},
 		{"/debug/", false, 200, "/debug/set-mutex-profile-fraction"},
-		{"/debug/check", false, 200, "derp.Server ConsistencyCheck okay"},
+		{"/debug/check", false, 200, "consistency check passed\n"},
 		{"/debug/set-mutex-profile-fraction?rate=5", false, 400, "Sec-Debug"},
 		{"/debug/set-mutex-profile-fraction", true, 400, "Sec-Debug"},
-		{"/debug/set-mutex-profile-fraction?rate=x", true, 400, "bad rate value"},
-		{"/debug/set-mutex-profile-fraction?rate=5", true, 200, "mutex changed from"},
+		{"/debug/set-mutex-profile-fraction?rate=x", true, 400, "rate must be an integer"},
+		{"/debug/set-mutex-profile-fraction?rate=5", true, 200, "mutex profile fraction: was "},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", tt.target, nil)

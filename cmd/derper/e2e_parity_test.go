@@ -173,7 +173,7 @@ func TestE2EIPOnly(t *testing.T) {
 	tc.Close()
 	if err != nil || res.StatusCode != 403 {
 		t.Errorf("CONNECT: %v %v", res, err)
-	} else if body := readAll(res); body != "CONNECT not enabled\n" {
+	} else if body := readAll(res); body != "this relay does not proxy CONNECT requests\n" {
 		t.Errorf("CONNECT body %q", body)
 	}
 	d.stop(t)

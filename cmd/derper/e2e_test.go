@@ -276,7 +276,7 @@ func TestE2EPlainHTTP(t *testing.T) {
 	if resp, body := httpGet(t, c, base+"/debug/"); resp.StatusCode != 200 || !strings.Contains(body, "derper debug") || !strings.Contains(body, "/debug/traffic") {
 		t.Errorf("debug index: %d", resp.StatusCode)
 	}
-	if resp, body := httpGet(t, c, base+"/debug/check"); resp.StatusCode != 200 || body != "derp.Server ConsistencyCheck okay" {
+	if resp, body := httpGet(t, c, base+"/debug/check"); resp.StatusCode != 200 || body != "consistency check passed\n" {
 		t.Errorf("check: %d %q", resp.StatusCode, body)
 	}
 	if resp, _ := httpGet(t, c, base+"/debug/", "X-Forwarded-For", "203.0.113.1"); resp.StatusCode != 403 {
@@ -321,7 +321,7 @@ func TestE2EDisabledAndDev(t *testing.T) {
 	d := startDerper(t, nil, "-a", fmt.Sprintf("127.0.0.1:%d", port), "-c", filepath.Join(t.TempDir(), "c.json"), "-derp=false", "-stun=false")
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, body := httpGet(t, c, fmt.Sprintf("http://127.0.0.1:%d/derp", port))
-	if resp.StatusCode != 404 || body != "derp server disabled\n" {
+	if resp.StatusCode != 404 || body != "no DERP relay here: this server runs with -derp=false\n" {
 		t.Errorf("/derp: %d %q", resp.StatusCode, body)
 	}
 	d.stop(t)

@@ -122,7 +122,7 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.DurationVar(&o.tcpKeepAlive, "tcp-keepalive-time", 10*time.Minute, "TCP keepalive period of accepted connections")
 	fs.DurationVar(&o.tcpUserTimeout, "tcp-user-timeout", 15*time.Second, "TCP_USER_TIMEOUT of accepted connections (Linux)")
 	fs.DurationVar(&o.tcpWriteTimeout, "tcp-write-timeout", 2*time.Second, "deadline for writing each frame to a client; 0 means none (mesh peers always get 30s)")
-	fs.StringVar(&o.acmeDirectoryURL, "acme-directory-url", defaultACMEDirectory, "ACME directory URL used in letsencrypt cert mode (openderp addition, e.g. for a staging or private CA)")
+	fs.StringVar(&o.acmeDirectoryURL, "acme-directory-url", defaultACMEDirectory, "openderp only: ACME directory URL used in letsencrypt cert mode, e.g. for a staging or private CA")
 	fs.StringVar(&o.rateConfig, "rate-config", "", "path of a JSON file with per-client receive rate limits (PerClientRateLimitBytesPerSec, PerClientRateBurstBytes); reloaded on SIGHUP; experimental")
 	fs.StringVar(&o.disallowAppNames, "disallow-app-names", "", "comma-separated AppNames whose clients are refused; mesh peers are exempt")
 	fs.StringVar(&o.acmeEmail, "acme-email", "", "contact address of the ACME account; required by -certmode=gcp")

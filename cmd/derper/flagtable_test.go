@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 )
@@ -135,7 +132,7 @@ func checkHelp(t *testing.T, got map[string][2]string, machine bool) {
 	}
 	for name := range got {
 		if !known[name] {
-			t.Errorf("-%s is not in the golden list (add it, with its origin, to goldenFlags and docs/flags.md)", name)
+			t.Errorf("-%s is not in the golden list (add it, with its origin, to goldenFlags, then run make docs)", name)
 		}
 	}
 	for _, name := range absentFlags {
@@ -178,74 +175,4 @@ func TestE2EHelp(t *testing.T) {
 		t.Fatalf("-h output: %s", out)
 	}
 	checkHelp(t, got, true)
-}
-
-var updateFlagsDoc = flag.Bool("update-flags-doc", false, "rewrite docs/flags.md from the flag definitions")
-
-// flagsDoc renders docs/flags.md from goldenFlags and the usage texts.
-func flagsDoc() string {
-	fs, _ := testFlagSet()
-	var b strings.Builder
-	b.WriteString(`# derper flags
-
-Generated from cmd/derper by ` + "`go test ./cmd/derper -run TestFlagsDoc -update-flags-doc`" + `;
-a test fails when this file and the code disagree.
-
-Origin says where a flag comes from: **v1.76.3** (the reference release
-openderp first matched), **Tailscale vX.Y** (added to Tailscale's derper in
-that release, after v1.76.3), or **openderp** (ours only). Defaults are as
-` + "`derper -h`" + ` prints them; the two marked * depend on the machine.
-Deliberately absent: ` + "`-ace`, `-secrets-url`, `-secrets-path-prefix`, `-secrets-cache-dir`" + `
-(Tailscale-internal, see [compat.md](compat.md#derper-internal-flags)).
-
-| Flag | Type | Default | Origin | Meaning |
-|---|---|---|---|---|
-`)
-	for _, f := range goldenFlags {
-		fl := fs.Lookup(f.name)
-		usage := "(not registered)"
-		if fl != nil {
-			_, usage = flag.UnquoteUsage(fl)
-		}
-		typ := f.typ
-		if typ == "" {
-			typ = "bool"
-		}
-		def := f.def
-		switch f.name {
-		case "certdir":
-			def = "`<user cache dir>/tailscale/derper-certs` *"
-		case "mesh-psk-file":
-			def = "first existing of `/home/derp/keys/derp-mesh.key`, `$HOME/keys/derp-mesh.key` *"
-		default:
-			if def == "" {
-				def = "—"
-				if typ == "bool" {
-					def = "`false`"
-				}
-			} else {
-				def = "`" + strings.Trim(def, `"`) + "`"
-			}
-		}
-		fmt.Fprintf(&b, "| `-%s` | %s | %s | %s | %s |\n", f.name, typ, def, f.origin, strings.ReplaceAll(usage, "|", `\|`))
-	}
-	return b.String()
-}
-
-// TestFlagsDoc keeps docs/flags.md in step with the code.
-func TestFlagsDoc(t *testing.T) {
-	path := filepath.Join("..", "..", "docs", "flags.md")
-	want := flagsDoc()
-	if *updateFlagsDoc {
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != want {
-		t.Errorf("docs/flags.md is stale; run go test ./cmd/derper -run TestFlagsDoc -update-flags-doc")
-	}
 }

@@ -24,7 +24,11 @@ const homePage = `<html><body>
   also answers STUN requests, so clients can learn their public address.
 </p>
 <p>
-  There is nothing to see here with a browser.
+  There is nothing to see here with a browser. To run a relay like this
+  one, see openderp's
+  <a href="https://github.com/openderp/openderp/blob/main/docs/operating.md">operator's guide</a>;
+  for the protocol and the Go packages, see the
+  <a href="https://github.com/openderp/openderp">project's documentation</a>.
 </p>
 `
 
@@ -71,7 +75,7 @@ func homeHandler(hc homeConfig, derpOn bool, allowed func(*http.Request) bool) h
 			io.WriteString(w, "<p>Status: <b>disabled</b></p>\n")
 		}
 		if allowed(r) {
-			io.WriteString(w, "<p>Debug info at <a href='/debug/'>/debug/</a>.</p>\n")
+			io.WriteString(w, "<p>You may also see this relay's <a href='/debug/'>debug pages</a>.</p>\n")
 		}
 		io.WriteString(w, homeEnd)
 	})

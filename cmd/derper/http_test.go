@@ -31,6 +31,9 @@ func TestHomePage(t *testing.T) {
 		if !strings.Contains(body, "<h1>DERP</h1>") || !strings.Contains(body, "openderp") {
 			t.Errorf("%s: page %q", tt.path, body)
 		}
+		if !strings.Contains(body, "docs/operating.md") {
+			t.Errorf("%s: no link to the operator's guide", tt.path)
+		}
 		// Our own words: no claim to be Tailscale's server.
 		if strings.Contains(strings.ToLower(body), "tailscale") {
 			t.Errorf("%s: page mentions Tailscale", tt.path)
@@ -122,7 +125,7 @@ func TestPort80(t *testing.T) {
 		{"GET", "/generate_204", "192.0.2.1:1", 204, "", ""},
 		{"POST", "/generate_204", "192.0.2.1:1", 204, "", ""},
 		{"GET", "/debug/vars", "192.0.2.1:1", 200, "", "mux /debug/vars"},
-		{"POST", "/derp", "192.0.2.1:1", 400, "", "Use HTTPS\n"},
+		{"POST", "/derp", "192.0.2.1:1", 400, "", "plain HTTP serves only /generate_204 and redirects for GET and HEAD; connect with https:// instead\n"},
 		{"GET", "/derp?x=1", "192.0.2.1:1", 302, "https://derp.example:8080/derp?x=1", ""},
 		{"HEAD", "/bootstrap-dns", "192.0.2.1:1", 302, "https://derp.example:8080/bootstrap-dns", ""},
 		{"GET", "/", "192.0.2.1:1", 302, "https://derp.example:8080/", ""},

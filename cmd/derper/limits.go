@@ -34,14 +34,14 @@ const (
 )
 
 func registerLimitFlags(fs *flag.FlagSet, l *connLimits) {
-	fs.DurationVar(&l.handshakeTimeout, "handshake-timeout", defaultHandshakeTimeout, "close a connection that has not finished the HTTP upgrade and DERP handshake within this time; 0 disables (openderp addition)")
-	fs.IntVar(&l.maxConns, "max-conns", 0, "maximum open connections on the main listener; 0 means no limit (openderp addition)")
-	fs.IntVar(&l.maxPending, "max-pending-conns", defaultMaxPending, "maximum connections still in their upgrade or handshake; 0 means no limit (openderp addition)")
-	fs.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "maximum open connections from one IPv4 address or IPv6 /64; 0 means no limit (openderp addition)")
-	fs.IntVar(&l.maxPendingPerIP, "max-pending-conns-per-ip", defaultMaxPendingPerIP, "maximum connections in their upgrade or handshake from one IPv4 address or IPv6 /64; 0 means no limit (openderp addition)")
-	fs.IntVar(&l.maxConnsPerKey, "max-conns-per-key", derp.DefaultMaxConnsPerKey, "maximum simultaneous connections presenting one node key; further ones are refused after their handshake; 0 means the default (openderp addition)")
-	fs.IntVar(&l.maxHeaderBytes, "max-header-bytes", defaultMaxHeaderBytes, "maximum size of HTTP request headers (openderp addition)")
-	fs.DurationVar(&l.readHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "time allowed to read HTTP request headers (openderp addition)")
+	fs.DurationVar(&l.handshakeTimeout, "handshake-timeout", defaultHandshakeTimeout, "openderp only: close a connection that has not finished the HTTP upgrade and DERP handshake within this time; 0 disables")
+	fs.IntVar(&l.maxConns, "max-conns", 0, "openderp only: maximum open connections on the main listener; 0 means no limit")
+	fs.IntVar(&l.maxPending, "max-pending-conns", defaultMaxPending, "openderp only: maximum connections still in their upgrade or handshake; 0 means no limit")
+	fs.IntVar(&l.maxConnsPerIP, "max-conns-per-ip", 0, "openderp only: maximum open connections from one IPv4 address or IPv6 /64; 0 means no limit")
+	fs.IntVar(&l.maxPendingPerIP, "max-pending-conns-per-ip", defaultMaxPendingPerIP, "openderp only: maximum connections in their upgrade or handshake from one IPv4 address or IPv6 /64; 0 means no limit")
+	fs.IntVar(&l.maxConnsPerKey, "max-conns-per-key", derp.DefaultMaxConnsPerKey, "openderp only: maximum simultaneous connections presenting one node key; further ones are refused after their handshake; 0 means the default")
+	fs.IntVar(&l.maxHeaderBytes, "max-header-bytes", defaultMaxHeaderBytes, "openderp only: maximum size of HTTP request headers")
+	fs.DurationVar(&l.readHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "openderp only: time allowed to read HTTP request headers")
 }
 
 // applyServer sets the limits that the DERP server itself enforces.

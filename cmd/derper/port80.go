@@ -19,7 +19,7 @@ func port80Handler(noContent, mainMux http.Handler, debugAllowed func(*http.Requ
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			http.Error(w, "Use HTTPS", http.StatusBadRequest)
+			http.Error(w, "plain HTTP serves only /generate_204 and redirects for GET and HEAD; connect with https:// instead", http.StatusBadRequest)
 			return
 		}
 		target := r.RequestURI

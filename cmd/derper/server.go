@@ -141,7 +141,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		mux.Handle("/derp", derphttp.WebSocketHandler(s, derphttp.LoggingHandler(s, logf)))
 	} else {
 		mux.HandleFunc("/derp", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "derp server disabled", http.StatusNotFound)
+			http.Error(w, "no DERP relay here: this server runs with -derp=false", http.StatusNotFound)
 		})
 	}
 	mux.HandleFunc("/derp/probe", derphttp.ProbeHandler)

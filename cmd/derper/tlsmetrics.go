@@ -133,7 +133,7 @@ func (c *releasingConn) NetConn() net.Conn { return c.Conn }
 func refuseConnect(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodConnect {
-			http.Error(w, "CONNECT not enabled", http.StatusForbidden)
+			http.Error(w, "this relay does not proxy CONNECT requests", http.StatusForbidden)
 			return
 		}
 		h.ServeHTTP(w, r)

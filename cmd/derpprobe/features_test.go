@@ -120,7 +120,7 @@ func TestServeHealthzAndProbeAll(t *testing.T) {
 	}{
 		{"/healthz", "", 200, "text/plain", "ok\n"},
 		{"/healthz", "192.0.2.1", 200, "text/plain", "ok\n"}, // no access control
-		{"/debug/probe-all", "192.0.2.1", 403, "", "debug access denied\n"},
+		{"/debug/probe-all", "192.0.2.1", 403, "", "debug pages are not open to this address\n"},
 	} {
 		req, _ := http.NewRequest("GET", base+tt.path, nil)
 		if tt.xff != "" {

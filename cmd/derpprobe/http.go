@@ -58,7 +58,7 @@ func debugIndex(w http.ResponseWriter, r *http.Request) {
 func debugOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !allowDebug(r) {
-			http.Error(w, "debug access denied", http.StatusForbidden)
+			http.Error(w, "debug pages are not open to this address", http.StatusForbidden)
 			return
 		}
 		h.ServeHTTP(w, r)

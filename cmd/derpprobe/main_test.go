@@ -238,9 +238,9 @@ func TestServeDebugAccess(t *testing.T) {
 		code      int
 		body      string
 	}{
-		{"/debug/probe-run?name=derp/lab/a/tls", "", 200, "Probe succeeded in "},
-		{"/debug/probe-run?name=nope", "", 404, "unknown probe \"nope\""},
-		{"/debug/probe-run?name=derp/lab/a/tls", "192.0.2.1", 403, "debug access denied"},
+		{"/debug/probe-run?name=derp/lab/a/tls", "", 200, "ok in "},
+		{"/debug/probe-run?name=nope", "", 404, "no probe named \"nope\" can be run on demand"},
+		{"/debug/probe-run?name=derp/lab/a/tls", "192.0.2.1", 403, "debug pages are not open to this address"},
 		{"/debug/varz", "", 200, `derpprobe_result{class="tls",hostname="localhost",name="derp/lab/a/tls",region="lab",region_id="900"} 1`},
 		{"/some/other/path", "", 200, "All 9 probes are healthy"},
 	}
@@ -348,11 +348,11 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	// Following a row's button runs the probe.
 	run := dumpDOM(t, browser, base+buttons["derp/lab/a/b/mesh"])
-	if !strings.Contains(run, "Probe succeeded in ") || !regexp.MustCompile(`Last \d+ probes \(including this one\): success rate 100%`).MatchString(run) {
+	if !strings.Contains(run, "ok in ") || !regexp.MustCompile(`recent runs, this one included: \d+, of which 100% ok`).MatchString(run) {
 		t.Errorf("probe-run page in Chromium:\n%s", run)
 	}
 	run = dumpDOM(t, browser, base+buttons["derp/lab/c/tls"])
-	if !strings.Contains(run, "Probe failed: connecting to localhost:") {
+	if !strings.Contains(run, "failed: connecting to localhost:") {
 		t.Errorf("failing probe-run page in Chromium:\n%s", run)
 	}
 }

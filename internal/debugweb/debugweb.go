@@ -39,11 +39,11 @@ type Debugger struct {
 func New(mux *http.ServeMux, name, version string, env Env, dev bool) *Debugger {
 	d := &Debugger{mux: mux, name: name, env: env, dev: dev, version: version}
 	mux.Handle("/debug/", d.protect(http.HandlerFunc(d.serveIndex), false))
-	d.Handle("vars", "Metrics (Go)", expvar.Handler())
+	d.Handle("vars", "expvar variables (JSON)", expvar.Handler())
 	d.Handle("runtime-metrics", "Go runtime metrics", http.HandlerFunc(serveRuntimeMetrics))
 	d.HandleSilent("runtime-metrics/", http.HandlerFunc(serveRuntimeMetrics))
-	d.Handle("varz", "Metrics (Prometheus)", http.HandlerFunc(varz.CombinedHandler))
-	d.Handle("pprof/", "pprof (index)", http.HandlerFunc(pprof.Index))
+	d.Handle("varz", "Prometheus metrics", http.HandlerFunc(varz.CombinedHandler))
+	d.Handle("pprof/", "profiles (pprof)", http.HandlerFunc(pprof.Index))
 	// Named profiles under pprof/ are served by pprof.Index; these are the
 	// handlers it does not cover.
 	d.HandleSilent("pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
@@ -51,9 +51,9 @@ func New(mux *http.ServeMux, name, version string, env Env, dev bool) *Debugger 
 	d.HandleSilent("pprof/symbol", http.HandlerFunc(pprof.Symbol))
 	d.HandleSilent("pprof/trace", http.HandlerFunc(pprof.Trace))
 	d.links = append(d.links,
-		link{"/debug/pprof/goroutine?debug=1", "Goroutines (collapsed)"},
-		link{"/debug/pprof/goroutine?debug=2", "Goroutines (full)"})
-	d.Handle("gc", "force GC", http.HandlerFunc(serveGC))
+		link{"/debug/pprof/goroutine?debug=1", "goroutine stacks, grouped"},
+		link{"/debug/pprof/goroutine?debug=2", "goroutine stacks, one by one"})
+	d.Handle("gc", "run a garbage collection now", http.HandlerFunc(serveGC))
 	return d
 }
 
@@ -80,9 +80,9 @@ func (d *Debugger) Allowed(r *http.Request) bool { return d.env.Allowed(r) }
 func (d *Debugger) protect(h http.Handler, registered bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !d.env.Allowed(r) {
-			msg := "debug access denied"
+			msg := "debug pages are not open to this address"
 			if d.dev && registered {
-				msg += "; to permit access, set TS_ALLOW_DEBUG_IP=" + remoteIP(r)
+				msg += "; to open them to it, run with TS_ALLOW_DEBUG_IP=" + remoteIP(r)
 			}
 			http.Error(w, msg, http.StatusForbidden)
 			return
@@ -123,10 +123,10 @@ func (d *Debugger) serveIndex(w http.ResponseWriter, r *http.Request) {
 
 func serveGC(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprint(w, "running GC...\n")
+	fmt.Fprint(w, "garbage collection started\n")
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
 	runtime.GC()
-	fmt.Fprint(w, "Done.\n")
+	fmt.Fprint(w, "garbage collection finished\n")
 }

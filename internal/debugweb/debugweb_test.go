@@ -111,14 +111,14 @@ func TestPages(t *testing.T) {
 			t.Errorf("%s from loopback: %d", p, rec.Code)
 		}
 		rec := serve(mux, p, "198.51.100.1:1")
-		if rec.Code != 403 || !strings.HasPrefix(rec.Body.String(), "debug access denied") {
+		if rec.Code != 403 || !strings.HasPrefix(rec.Body.String(), "debug pages are not open to this address") {
 			t.Errorf("%s from public: %d %q", p, rec.Code, rec.Body)
 		}
 	}
-	if rec := serve(mux, "/debug/check", "198.51.100.1:1"); !strings.Contains(rec.Body.String(), "set TS_ALLOW_DEBUG_IP=198.51.100.1") {
+	if rec := serve(mux, "/debug/check", "198.51.100.1:1"); !strings.Contains(rec.Body.String(), "run with TS_ALLOW_DEBUG_IP=198.51.100.1") {
 		t.Errorf("dev hint missing: %q", rec.Body)
 	}
-	if rec := serve(mux, "/debug/gc", "127.0.0.1:1"); rec.Body.String() != "running GC...\nDone.\n" {
+	if rec := serve(mux, "/debug/gc", "127.0.0.1:1"); rec.Body.String() != "garbage collection started\ngarbage collection finished\n" {
 		t.Errorf("gc body %q", rec.Body)
 	}
 	if rec := serve(mux, "/debug", "127.0.0.1:1"); rec.Code/100 != 3 || rec.Header().Get("Location") != "/debug/" {

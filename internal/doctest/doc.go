@@ -1,8 +1,10 @@
 // Package doctest keeps the documentation honest. It finds the shell
 // blocks of README.md and docs/*.md that are marked runnable, runs them on
-// loopback against freshly built binaries, and renders the derper flag
-// reference of docs/operating.md from the binary's own -h output, so that
-// a test fails when either drifts from the code.
+// loopback against freshly built binaries, and reads the generated derper
+// flag tables of docs/operating.md and docs/flags.md back to hold them
+// against the binary's own -h output, so that a test fails when either
+// drifts from the code. (The tables are written by one generator,
+// cmd/derper's TestFlagsDoc, which `make docs` runs.)
 //
 // # Marking a block runnable
 //

@@ -62,36 +62,63 @@ func ParseHelp(out string) ([]Flag, error) {
 	return flags, nil
 }
 
-// FlagTable renders flags as a Markdown table.
-func FlagTable(flags []Flag) string {
-	var b strings.Builder
-	b.WriteString("| Flag | Type | Default | Meaning |\n|---|---|---|---|\n")
-	for _, f := range flags {
-		typ := f.Type
-		if typ == "" {
-			typ = "bool"
+// TableRow is one row of a generated Markdown flag table, as written
+// between the markers of a section: the flag's name (without the dash),
+// then its cells in order, unescaped and with the backticks of the first
+// cell removed.
+type TableRow struct {
+	Name  string
+	Cells []string // every cell after the flag's own
+}
+
+// ParseTable reads the rows of the flag tables in md: every line that
+// starts with "| `-". Other lines (headers, prose) are skipped; a flag row
+// whose cells cannot be split is an error.
+func ParseTable(md string) ([]TableRow, error) {
+	var rows []TableRow
+	for i, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "| `-") {
+			continue
 		}
-		def := f.Default
+		cells, err := splitRow(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(cells[0], "`-"), "`")
+		if name == "" || strings.ContainsAny(name, "` ") {
+			return nil, fmt.Errorf("line %d: bad flag cell %q", i+1, cells[0])
+		}
+		rows = append(rows, TableRow{Name: name, Cells: cells[1:]})
+	}
+	return rows, nil
+}
+
+// splitRow splits "| a | b \\| c |" into its cells, honouring escaped bars.
+func splitRow(line string) ([]string, error) {
+	if !strings.HasPrefix(line, "| ") || !strings.HasSuffix(line, " |") || len(line) < 4 {
+		return nil, fmt.Errorf("not a table row: %q", line)
+	}
+	inner := line[2 : len(line)-2]
+	var cells []string
+	var cur strings.Builder
+	for i := 0; i < len(inner); i++ {
 		switch {
-		case def == "" && typ == "bool":
-			def = "false"
-		case def == "":
-			def = "none"
+		case inner[i] == '\\' && i+1 < len(inner) && inner[i+1] == '|':
+			cur.WriteByte('|')
+			i++
+		case strings.HasPrefix(inner[i:], " | "):
+			cells = append(cells, cur.String())
+			cur.Reset()
+			i += 2
+		default:
+			cur.WriteByte(inner[i])
 		}
-		fmt.Fprintf(&b, "| `-%s` | %s | %s | %s |\n", f.Name, typ, code(def), escapeCell(f.Usage))
 	}
-	return b.String()
-}
-
-func code(s string) string {
-	if s == "none" {
-		return s
+	cells = append(cells, cur.String())
+	if len(cells) < 2 {
+		return nil, fmt.Errorf("one cell only: %q", line)
 	}
-	return "`" + s + "`"
-}
-
-func escapeCell(s string) string {
-	return strings.ReplaceAll(s, "|", `\|`)
+	return cells, nil
 }
 
 // Section markers around generated text in a Markdown file.

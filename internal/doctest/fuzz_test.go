@@ -34,8 +34,8 @@ func FuzzExtract(f *testing.F) {
 	})
 }
 
-// FuzzParseHelp: ParseHelp never panics, and what it parses renders to a
-// table with one row per flag.
+// FuzzParseHelp: ParseHelp never panics, and every flag it returns has a
+// name without spaces that the input lists as a flag line.
 func FuzzParseHelp(f *testing.F) {
 	f.Add("Usage:\n  -a string\n    \taddr (default \":443\")\n  -x\tbool\n")
 	f.Add("  -dev\n    \tdev\n")
@@ -44,9 +44,37 @@ func FuzzParseHelp(f *testing.F) {
 		if err != nil {
 			return
 		}
-		table := FlagTable(flags)
-		if got := strings.Count(table, "\n"); got != len(flags)+2 {
-			t.Fatalf("table has %d lines for %d flags:\n%s", got, len(flags), table)
+		for _, fl := range flags {
+			if fl.Name == "" || strings.ContainsAny(fl.Name, " \t\n") {
+				t.Fatalf("bad name %q", fl.Name)
+			}
+			if !strings.Contains(out, "  -"+fl.Name) {
+				t.Fatalf("-%s is not in the input", fl.Name)
+			}
+		}
+		if n := strings.Count("\n"+out, "\n  -"); len(flags) > n {
+			t.Fatalf("%d flags from %d flag lines", len(flags), n)
+		}
+	})
+}
+
+// FuzzParseTable: ParseTable never panics, returns at most one row per
+// flag line, and every row has a name and at least one more cell.
+func FuzzParseTable(f *testing.F) {
+	f.Add("| `-a` | string | `:443` | listen \\| here |\n")
+	f.Add("| Flag | Type |\n|---|---|\n| `-dev` | bool |\n")
+	f.Fuzz(func(t *testing.T, md string) {
+		rows, err := ParseTable(md)
+		if err != nil {
+			return
+		}
+		if n := strings.Count("\n"+md, "\n| `-"); len(rows) > n {
+			t.Fatalf("%d rows from %d flag lines", len(rows), n)
+		}
+		for _, r := range rows {
+			if r.Name == "" || len(r.Cells) == 0 {
+				t.Fatalf("bad row %+v", r)
+			}
 		}
 	})
 }

@@ -216,7 +216,7 @@ func writeValue(w *bufio.Writer, key, name, typ string, v expvar.Var) {
 		}
 		fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n", name, count, name, formatFloat(sum), name, count)
 	default:
-		fmt.Fprintf(w, "# skipping expvar %q (Go type %T) with undeclared Prometheus type\n", key, v)
+		fmt.Fprintf(w, "# not exported: expvar %q (Go type %T) has no Prometheus type\n", key, v)
 	}
 }
 
@@ -225,7 +225,7 @@ func writeFunc(w *bufio.Writer, key, name, typ string, val any, top bool) {
 	if typ != "" {
 		s, ok := number(val)
 		if !ok {
-			fmt.Fprintf(w, "# skipping expvar func %q returning unknown type %T\n", key, val)
+			fmt.Fprintf(w, "# not exported: expvar func %q returned Go type %T\n", key, val)
 			return
 		}
 		fmt.Fprintf(w, "# TYPE %s %s\n%s %s\n", name, typ, name, s)
@@ -254,7 +254,7 @@ func writeFunc(w *bufio.Writer, key, name, typ string, val any, top bool) {
 			return
 		}
 	}
-	fmt.Fprintf(w, "# skipping expvar %q (Go type %T) with undeclared Prometheus type\n", key, val)
+	fmt.Fprintf(w, "# not exported: expvar %q (Go type %T) has no Prometheus type\n", key, val)
 }
 
 func writeMemStats(w *bufio.Writer, ms *runtime.MemStats) {

@@ -45,14 +45,14 @@ func TestRenderKinds(t *testing.T) {
 		{"gauge_goroutines", intVar(3), "# TYPE goroutines gauge\ngoroutines 3\n"},
 		{"derp_websocket_accepts", intVar(1), "# TYPE derp_websocket_accepts counter\nderp_websocket_accepts 1\n"},
 		{"some_float", fl, "# TYPE some_float gauge\nsome_float 2.5\n"},
-		{"s", str, "# skipping expvar \"s\" (Go type *expvar.String) with undeclared Prometheus type\n"},
+		{"s", str, "# not exported: expvar \"s\" (Go type *expvar.String) has no Prometheus type\n"},
 		{"derper_tls_request_version", lm, "derper_tls_request_version{version=\"1.3\"} 4\n"},
 		{"gauge_derper_tls_active_version", lm, "# TYPE derper_tls_active_version gauge\nderper_tls_active_version{version=\"1.3\"} 4\n"},
 		{"counter_labelmap_method_requests", plainLabel, "# TYPE requests counter\nrequests{method=\"GET\"} 2\n"},
 		{"process_start_unix_time", expvar.Func(func() any { return int64(99) }), "process_start_unix_time 99\n"},
 		{"go_version", expvar.Func(func() any { return "go1.26.0" }), "go_version{version=\"go1.26.0\"} 1\n"},
 		{"counter_bootstrap_dns_queried_domains", expvar.Func(func() any { return 5 }), "# TYPE bootstrap_dns_queried_domains counter\nbootstrap_dns_queried_domains 5\n"},
-		{"cmdline", expvar.Func(func() any { return []string{"derper"} }), "# skipping expvar \"cmdline\" (Go type []string) with undeclared Prometheus type\n"},
+		{"cmdline", expvar.Func(func() any { return []string{"derper"} }), "# not exported: expvar \"cmdline\" (Go type []string) has no Prometheus type\n"},
 		{"9bad-name", intVar(1), "# TYPE _9bad_name counter\n_9bad_name 1\n"},
 	}
 	for _, tt := range tests {
@@ -92,7 +92,7 @@ derp_packets_dropped_reason{reason="gone_disconnected"} 1
 derp_packets_dropped_reason{reason="queue_head"} 0
 # TYPE derp_watchers gauge
 derp_watchers 2
-# skipping expvar "version" (Go type string) with undeclared Prometheus type
+# not exported: expvar "version" (Go type string) has no Prometheus type
 `
 	if got := render(t, "derp", set); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
