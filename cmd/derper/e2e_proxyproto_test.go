@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,12 +161,23 @@ func refusedWithoutAnswer(t *testing.T, from, addr, msg string) {
 // -proxy-protocol-from and hand-written headers: the clients' addresses
 // come from the headers (debug page, per-IP limit), a header from an
 // untrusted address and a trusted connection without one are refused and
-// counted.
+// counted. The admission controller is told the header's address.
 func TestE2EProxyProtocolHeaders(t *testing.T) {
+	sources := make(chan string, 10)
+	admission := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Source string }
+		json.NewDecoder(r.Body).Decode(&req)
+		select {
+		case sources <- req.Source:
+		default:
+		}
+		io.WriteString(w, `{"Allow": true}`)
+	}))
+	defer admission.Close()
 	port := freePort(t, "tcp")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	d := startDerper(t, nil, "-a", addr, "-c", filepath.Join(t.TempDir(), "c.json"), "-stun=false",
-		"-proxy-protocol-from", "127.0.0.1/32", "-max-conns-per-ip", "1")
+		"-proxy-protocol-from", "127.0.0.1/32", "-max-conns-per-ip", "1", "-verify-client-url", admission.URL)
 	base := "http://" + addr
 	url := base + "/derp"
 
@@ -180,6 +192,16 @@ func TestE2EProxyProtocolHeaders(t *testing.T) {
 		t.Fatalf("client behind a v2 header: %v (both come from 127.0.0.1: was the header ignored?)", err)
 	}
 	sendAndReceive(t, c1, k1, c2, k2)
+	for _, want := range []string{"192.0.2.44", "2001:db8::45"} {
+		select {
+		case got := <-sources:
+			if got != want {
+				t.Errorf("admission controller was told %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("admission controller not asked")
+		}
+	}
 
 	remotes := strings.Join(clientRemotes(t, base, nil), " ")
 	for _, want := range []string{"192.0.2.44:40044", "[2001:db8::45]:40045"} {
