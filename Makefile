@@ -58,4 +58,4 @@ soak:
 ## hostile: the hostile-input tests at the issue's full sizes (10,000 idle
 ## connections, 2,000 TLS stalls, the stalled-memory table); about 2 minutes.
 hostile:
-	OPENDERP_HEAVY_TESTS=1 $(GO) test -count=1 -v -run 'Hostile|Stalled' ./derp ./derphttp
+	OPENDERP_HEAVY_TESTS=1 $(GO) test -count=1 -v -run 'Hostile|Stalled' ./derp ./derphttp ./stun/stunserver

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"time"
 
 	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derp/derptest"
@@ -103,4 +104,39 @@ func ExampleClient_WatchConnectionChanges() {
 		}
 	}
 	// Output: 192.0.2.1:1234 true
+}
+
+// A graceful restart: the client hears when to come back, the relay keeps
+// relaying for a grace period, then closes.
+func ExampleServer_Shutdown() {
+	srv := derp.NewServer(key.NewNode(), nil)
+	cc, sc := derptest.Pipe()
+	go srv.Accept(context.Background(), sc, bufio.NewReadWriter(bufio.NewReader(sc), bufio.NewWriter(sc)), "192.0.2.1:1234")
+	c, err := derp.NewClient(key.NewNode(), cc, bufio.NewReadWriter(bufio.NewReader(cc), bufio.NewWriter(cc)), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Recv(); err != nil { // ServerInfo: registered
+		log.Fatal(err)
+	}
+
+	grace, endGrace := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(grace, 5*time.Second, 10*time.Second) }()
+	for {
+		m, err := c.Recv()
+		if err != nil {
+			log.Fatal(err)
+		}
+		if r, ok := m.(derp.ServerRestartingMessage); ok {
+			fmt.Println("reconnect in", r.ReconnectIn, "and try for", r.TryFor)
+			break
+		}
+	}
+	endGrace() // usually context.WithTimeout(ctx, grace period)
+	fmt.Println("shutdown:", <-done)
+	// Output:
+	// reconnect in 5s and try for 10s
+	// shutdown: <nil>
 }

@@ -76,6 +76,13 @@ type sclient struct {
 	waiters    []*sclient // readers waiting for room in a queue; see pushback.go
 	stalled    bool       // a reader gave up waiting; no waiting until the queues empty
 
+	// Shutdown state, guarded by qmu; see shutdown.go.
+	restart       [8]byte       // Restarting payload to write
+	hasRestart    bool          // restart is due
+	restartQueued bool          // restart was queued once; never again
+	noMore        bool          // the server is closing: queue no more packets
+	flushed       chan struct{} // closed when the writer stops; made by stopQueueing
+
 	writeSince atomic.Int64 // monoNow when the running write began; 0 if none
 
 	writers sync.WaitGroup // the writer goroutine, while one runs
@@ -140,6 +147,7 @@ func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 	if err := s.registerClient(c); err != nil {
 		return nil, err
 	}
+	s.noteRegistered(c)
 	noteHandshakeDone(ctx)
 	if err := s.sendServerInfo(brw.Writer, box); err != nil {
 		c.shutdown()
@@ -428,7 +436,7 @@ func (c *sclient) enqueue(src key.NodePublic, pb *packetBuf, from *sclient) {
 	periods := 0
 	c.qmu.Lock()
 	for {
-		if c.finished {
+		if c.finished || c.noMore {
 			c.qmu.Unlock()
 			s.recordDrop(src, c.key, pb.b, dropGoneDisconnected)
 			putPacketBuf(pb)

@@ -50,7 +50,7 @@ func (c *sclient) wakeLocked() {
 }
 
 func (c *sclient) hasWorkLocked() bool {
-	return c.keepAlive || c.hasPong || len(c.peerGone) > 0 || len(c.meshEvents) > 0 ||
+	return c.keepAlive || c.hasPong || c.hasRestart || len(c.peerGone) > 0 || len(c.meshEvents) > 0 ||
 		c.packets.len() > 0 || c.disco.len() > 0
 }
 
@@ -62,6 +62,7 @@ func (c *sclient) writeLoop() {
 		c.qmu.Lock()
 		if c.finished || !c.hasWorkLocked() {
 			c.writing = false
+			c.noteWriterIdleLocked()
 			c.qmu.Unlock()
 			return
 		}
@@ -72,6 +73,7 @@ func (c *sclient) writeLoop() {
 		if err := c.writeBurst(keepAlive); err != nil {
 			c.qmu.Lock()
 			c.writing = false
+			c.noteWriterIdleLocked()
 			if c.writeErr == nil {
 				c.writeErr = err
 			}
@@ -101,6 +103,9 @@ func (c *sclient) shutdown() error {
 	}
 	c.peerGone, c.meshEvents = nil, nil
 	c.wakeWaitersLocked()
+	if !c.writing {
+		c.noteWriterIdleLocked()
+	}
 	c.qmu.Unlock()
 
 	c.nc.Close()
@@ -169,6 +174,8 @@ func (c *sclient) drain() (frames int, err error) {
 		c.meshEvents = nil
 		pong, hasPong := c.pong, c.hasPong
 		c.hasPong = false
+		restart, hasRestart := c.restart, c.hasRestart
+		c.hasRestart = false
 		// Alternate between the queues so that neither starves.
 		n := 0
 		for n < sendBatch && (c.disco.len() > 0 || c.packets.len() > 0) {
@@ -188,8 +195,15 @@ func (c *sclient) drain() (frames int, err error) {
 		}
 		c.qmu.Unlock()
 
-		if len(gone) == 0 && len(events) == 0 && !hasPong && n == 0 {
+		if len(gone) == 0 && len(events) == 0 && !hasPong && !hasRestart && n == 0 {
 			return frames, nil
+		}
+		if hasRestart {
+			if err := c.writeSmall(FrameRestarting, append(c.scratch[:0], restart[:]...)); err != nil {
+				c.dropBatch(batch[:n])
+				return frames, err
+			}
+			frames++
 		}
 		for _, g := range gone {
 			if err := c.writePeerGone(g.Peer, g.Reason); err != nil {

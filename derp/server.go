@@ -65,6 +65,8 @@ type Server struct {
 
 	mu          sync.Mutex
 	closed      bool                                     // guarded by mu
+	draining    bool                                     // guarded by mu; Shutdown has begun
+	drained     chan struct{}                            // guarded by mu; closed when draining and no conns are left
 	clients     map[key.NodePublic]*clientSet            // guarded by mu
 	clientsMesh map[key.NodePublic]PacketForwarder       // guarded by mu; nil value: local only
 	watchers    map[*sclient]struct{}                    // guarded by mu
@@ -80,6 +82,7 @@ type Server struct {
 	closing     chan struct{}                            // closed by Close
 	accepting   sync.WaitGroup                           // one per running Accept
 	background  sync.WaitGroup                           // helper goroutines, e.g. ClosePeer closers
+	restarting  atomic.Pointer[[8]byte]                  // Restarting payload once Shutdown has begun
 }
 
 // MinReaderSize is the smallest read buffer Accept works with: the two
@@ -243,6 +246,7 @@ func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.Read
 		nc.Close()
 		s.mu.Lock()
 		delete(s.conns, nc)
+		s.noteConnGoneLocked()
 		s.mu.Unlock()
 		s.accepting.Done()
 	}()
@@ -258,14 +262,15 @@ func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.Read
 
 // admitConn counts and records a newly accepted connection, giving brw a
 // reader of at least MinReaderSize. It reports false, having closed nc, if
-// the server is closed; otherwise the caller owns one s.accepting count.
+// the server is closed or shutting down; otherwise the caller owns one
+// s.accepting count.
 func (s *Server) admitConn(nc Conn, brw *bufio.ReadWriter) (_ *bufio.ReadWriter, connNum int64, ok bool) {
 	s.metrics.accepts.Add(1)
 	if brw.Reader.Size() < MinReaderSize {
 		brw = bufio.NewReadWriter(bufio.NewReaderSize(brw.Reader, MinReaderSize), brw.Writer)
 	}
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.draining {
 		s.mu.Unlock()
 		nc.Close()
 		return brw, 0, false
@@ -344,6 +349,7 @@ func (s *Server) endConn(nc Conn, remoteAddr string, p any) {
 	nc.Close()
 	s.mu.Lock()
 	delete(s.conns, nc)
+	s.noteConnGoneLocked()
 	s.mu.Unlock()
 	s.accepting.Done()
 }
@@ -355,7 +361,8 @@ func (s *Server) isClosed() bool {
 }
 
 // Close closes every connection and waits for every Accept to return. It
-// is safe to call more than once; later calls return nil at once.
+// is safe to call more than once; later calls return nil at once. Queued
+// packets are dropped; Shutdown closes gracefully instead.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {

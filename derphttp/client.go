@@ -46,7 +46,9 @@ var (
 
 // Client is a DERP client that dials its server over HTTP(S) or WebSocket.
 // It connects on first use and, when a call fails, drops the connection so
-// that the next call reconnects. Its methods are safe for concurrent use,
+// that the next call reconnects. After the server has announced a restart
+// (Recv returns a derp.ServerRestartingMessage), that reconnect waits for
+// the advised delay, with jitter, and keeps trying for the advised period. Its methods are safe for concurrent use,
 // except that Recv must be called from one goroutine at a time.
 //
 // The exported fields configure the Client and must be set before its
@@ -104,6 +106,7 @@ type Client struct {
 	preferred bool                 // guarded by mu
 	serverPub key.NodePublic       // guarded by mu; key of the last server connected to
 	tlsState  *tls.ConnectionState // guarded by mu
+	restart   restartPlan          // guarded by mu; see restart.go
 
 	cur atomic.Pointer[conn] // snapshot of conn for calls that never connect
 
@@ -116,6 +119,7 @@ type conn struct {
 	dc        *derp.Client   // set once
 	nc        net.Conn       // set once; what dc speaks over (TLS, TCP or WebSocket)
 	gen       int            // set once
+	node      string         // set once; name of the region node dialed, if any
 	localAddr netip.AddrPort // set once; invalid over WebSocket
 	fwdMu     sync.Mutex     // serialises ForwardPacket write deadlines
 }
@@ -416,6 +420,9 @@ func (c *Client) recvDetail(ctx context.Context, p *derp.ReceivedPacket) (derp.R
 		}
 		if pong, ok := m.(derp.PongMessage); ok && c.notePong(pong) {
 			continue
+		}
+		if rm, ok := m.(derp.ServerRestartingMessage); ok {
+			c.noteRestarting(cc, rm)
 		}
 		return m, cc.gen, nil
 	}

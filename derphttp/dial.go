@@ -41,14 +41,9 @@ func (c *Client) connect(ctx context.Context, caller string) (*conn, error) {
 	}
 	ctx, cancel := mergeCancel(ctx, c.ctx) // Close cancels the dial
 	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, connectTimeout)
-	defer cancelT()
 
-	cc, st, err := c.dialDERP(ctx)
+	cc, st, err := c.dialLocked(ctx) // see restart.go
 	if err != nil {
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
 		return nil, fmt.Errorf("%s connect to %s: %w", caller, c.target(), err)
 	}
 	c.connGen++
@@ -68,8 +63,9 @@ func mergeCancel(ctx, other context.Context) (context.Context, context.CancelFun
 }
 
 // dialDERP does everything from DNS to the DERP handshake. On success the
-// returned conn owns the network connection; on failure it is closed.
-func (c *Client) dialDERP(ctx context.Context) (*conn, *tls.ConnectionState, error) {
+// returned conn owns the network connection; on failure it is closed. A
+// region client dials only the node named only, unless it is empty.
+func (c *Client) dialDERP(ctx context.Context, only string) (*conn, *tls.ConnectionState, error) {
 	var region *derpmap.Region
 	if c.getRegion != nil {
 		region = c.getRegion()
@@ -87,7 +83,7 @@ func (c *Client) dialDERP(ctx context.Context) (*conn, *tls.ConnectionState, err
 		err  error
 	)
 	if region != nil {
-		tcp, node, err = c.dialRegion(ctx, region)
+		tcp, node, err = c.dialRegion(ctx, region, only)
 	} else {
 		tcp, err = c.dialURL(ctx)
 	}
@@ -140,6 +136,9 @@ func (c *Client) dialDERP(ctx context.Context) (*conn, *tls.ConnectionState, err
 		return nil, nil, err
 	}
 	cc := &conn{dc: dc, nc: nc}
+	if node != nil {
+		cc.node = node.Name
+	}
 	if ta, isTCP := tcp.LocalAddr().(*net.TCPAddr); isTCP {
 		cc.localAddr = ta.AddrPort()
 	}

@@ -30,7 +30,9 @@ type limitedServer struct {
 	ca  *testCA // nil for plain HTTP
 }
 
-func newLimitedServer(t testing.TB, lim derphttp.Limits, ca *testCA) *limitedServer {
+// newLimitedServer starts one; extra, if given, mounts more handlers on its
+// mux besides /derp and /generate_204.
+func newLimitedServer(t testing.TB, lim derphttp.Limits, ca *testCA, extra ...func(*http.ServeMux)) *limitedServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,6 +43,9 @@ func newLimitedServer(t testing.TB, lim derphttp.Limits, ca *testCA) *limitedSer
 	mux := http.NewServeMux()
 	mux.Handle("/derp", derphttp.Handler(ls.s))
 	mux.HandleFunc("/generate_204", derphttp.ServeNoContent)
+	for _, f := range extra {
+		f(mux)
+	}
 	ls.hs = &http.Server{
 		Handler:           ls.ll.Handler(mux),
 		ConnContext:       ls.ll.ConnContext,

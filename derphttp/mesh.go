@@ -19,7 +19,8 @@ var _ derp.PacketForwarder = (*Client)(nil)
 //
 // When the connection breaks or is replaced, remove is called for every
 // peer added so far with reason derp.PeerGoneReasonMeshConnBroke, and the
-// loop reconnects after a pause. If the server turns out to be the local
+// loop reconnects after a pause, or, if the server said it was restarting,
+// when and for as long as it advised. If the server turns out to be the local
 // one (its key is ignoreServerKey), the loop returns at once and for
 // good, leaving that connection open.
 func (c *Client) RunWatchConnectionLoop(ctx context.Context, ignoreServerKey key.NodePublic, infoLogf derp.Logf, add func(derp.PeerPresentMessage), remove func(derp.PeerGoneMessage)) {
@@ -102,7 +103,9 @@ func (c *Client) RunWatchConnectionLoop(ctx context.Context, ignoreServerKey key
 					return
 				}
 				logf("recv error: %v", err)
-				if !sleep() {
+				// After a Restarting frame, Connect waits as advised
+				// instead (see restart.go).
+				if !c.restartPending() && !sleep() {
 					return
 				}
 				break

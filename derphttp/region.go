@@ -13,13 +13,23 @@ import (
 )
 
 // dialRegion dials the region's DERP nodes in order and returns the first
-// connection made.
-func (c *Client) dialRegion(ctx context.Context, r *derpmap.Region) (net.Conn, *derpmap.Node, error) {
+// connection made. If only is not empty and names a node of the region,
+// it dials that node alone (a restarting node, see restart.go).
+func (c *Client) dialRegion(ctx context.Context, r *derpmap.Region, only string) (net.Conn, *derpmap.Node, error) {
 	if len(r.Nodes) == 0 {
 		return nil, nil, fmt.Errorf("no nodes for %s", regionName(r))
 	}
+	nodes := r.Nodes
+	if only != "" {
+		for _, n := range r.Nodes {
+			if n.Name == only && !n.STUNOnly {
+				nodes = []*derpmap.Node{n}
+				break
+			}
+		}
+	}
 	var firstErr error
-	for _, n := range r.Nodes {
+	for _, n := range nodes {
 		if n.STUNOnly {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("no non-STUNOnly nodes for %s", regionName(r))
@@ -144,7 +154,7 @@ func nodeAddr(field, host string, v4 bool) (string, bool) {
 func (c *Client) DialRegionTLS(ctx context.Context, region *derpmap.Region) (*tls.Conn, *derpmap.Node, error) {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	tcp, node, err := c.dialRegion(ctx, region)
+	tcp, node, err := c.dialRegion(ctx, region, "")
 	if err != nil {
 		return nil, nil, err
 	}

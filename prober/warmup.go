@@ -63,13 +63,15 @@ func warmUp(ctx context.Context, fromc, toc *derphttp.Client) error {
 	for {
 		m, err := toc.Recv()
 		if err != nil {
+			// The deadline closes both clients, which fails the sender
+			// too: report the deadline, not the closed client.
+			if ctx.Err() != nil {
+				return fmt.Errorf("timeout waiting for the path to carry packets: %w", ctx.Err())
+			}
 			select {
 			case err := <-sendErr:
 				return fmt.Errorf("warm-up: sending: %w", err)
 			default:
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("timeout waiting for the path to carry packets: %w", ctx.Err())
 			}
 			return fmt.Errorf("warm-up: receiving: %w", err)
 		}

@@ -55,11 +55,13 @@ type options struct {
 	acmeEABKey  string
 	acmeIPCerts bool
 
-	limits connLimits // see limits.go
+	limits    connLimits // see limits.go
+	stunLimit stunLimit  // see stunlimit.go
 
 	// openderp only
 	metricsAddr   string
 	tlsMinVersion string
+	shutdownGrace time.Duration // see graceful.go
 
 	// openderp only: PROXY protocol (proxyproto.go)
 	proxyProtocolFrom string
@@ -131,9 +133,11 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.BoolVar(&o.acmeIPCerts, "acme-ip-certs", false, "with -certmode=letsencrypt, get short-lived certificates for the IP address each TLS connection arrived on (HTTP-01 on port 80, which must be reachable)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "openderp only: host:port of a separate plain-HTTP listener serving only /metrics (Prometheus text) and /healthz, never /debug/; empty turns it off")
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 0, "openderp only: on SIGTERM or SIGINT, report unhealthy on /healthz, stop accepting, send every client a Restarting frame and keep relaying this long before closing; 0 closes at once")
 	// PROXY protocol (proxyproto.go)
 	fs.StringVar(&o.proxyProtocolFrom, "proxy-protocol-from", "", "openderp only: comma-separated IP prefixes or addresses of TCP load balancers whose connections must start with a PROXY protocol v1 or v2 header naming the client; a header from any other address is refused; empty turns it off")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	registerLimitFlags(fs, &o.limits)
+	registerSTUNLimitFlags(fs, &o.stunLimit)
 	return o
 }

@@ -27,6 +27,9 @@ func checkOptions(o *options) (*checkedOptions, error) {
 		// write. See docs/compat.md#derper-write-timeout-flag.
 		return nil, errors.New("derper: -tcp-write-timeout must not be negative (0 disables it)")
 	}
+	if err := o.stunLimit.check(); err != nil {
+		return nil, err
+	}
 	if c.tlsMinVersion, err = parseTLSMinVersion(o.tlsMinVersion); err != nil {
 		return nil, err
 	}

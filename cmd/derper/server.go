@@ -68,6 +68,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 
 	if o.runSTUN {
 		st := stunserver.New(logf)
+		o.stunLimit.apply(st)
 		publish("stun", st.ExpVar())
 		go func() {
 			// The reference ignored a failed bind silently.
@@ -119,13 +120,16 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	if mk != "" {
 		s.SetMeshKey(mk)
 	}
-	if err := startMesh(ctx, s, cfg.mesh, logf); err != nil {
+	// Connections, the mesh and /healthz outlive ctx by the grace period.
+	connCtx, endConns := connContext(ctx, o.shutdownGrace)
+	defer endConns()
+	if err := startMesh(connCtx, s, cfg.mesh, logf); err != nil {
 		return fmt.Errorf("startMesh: %w", err)
 	}
 	publishProcessVars(s)
 	hl := new(health)
 	if o.metricsAddr != "" {
-		mctx, mcancel := context.WithCancel(ctx)
+		mctx, mcancel := context.WithCancel(connCtx)
 		wait, err := startMetrics(mctx, o.metricsAddr, hl, logf, errLog)
 		if err != nil {
 			mcancel()
@@ -188,7 +192,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 		WriteTimeout: writeTimeout,
 		ErrorLog:     httpErrorLog(errLog),
 		// DERP connections run on this context, so shutdown ends them.
-		BaseContext: func(net.Listener) context.Context { return ctx },
+		BaseContext: func(net.Listener) context.Context { return connCtx },
 	}
 	var port80 *http.Server
 	serve := func() error { return srv.Serve(ln) }
@@ -262,11 +266,14 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	case <-ctx.Done():
 	}
 	// Close the listeners and every connection; hijacked DERP connections
-	// end through ctx and s.Close. See docs/compat.md#derper-shutdown.
-	srv.Close()
-	if port80 != nil {
-		port80.Close()
-	}
+	// end through connCtx and s.Close, after the grace period if there is
+	// one. See docs/compat.md#derper-shutdown.
+	shutdown(s, hl, o.shutdownGrace, func() {
+		srv.Close()
+		if port80 != nil {
+			port80.Close()
+		}
+	}, logf)
 	<-errc
 	return nil
 }

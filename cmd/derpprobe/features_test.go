@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -51,8 +52,15 @@ func TestOnceMeshKeyJSON(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, mapURL, ca)
 			cfg.once, cfg.jsonOut, cfg.regionCode, cfg.meshPSKFile = true, true, "900", tt.psk
-			cfg.bwInterval, cfg.bwSize = 10*time.Second, 50_000
-			cfg.qdRate, cfg.qdTimeout = 20, 5*time.Second
+			// Once mode starts all 17 probes at once (34 TLS clients);
+			// on a loaded machine under -race connecting alone can take
+			// seconds. A probe's budget is 0.8 of its interval, so
+			// generous intervals give every probe room without slowing
+			// the test: successes end as soon as they are done, and the
+			// keyless failures are refusals, not timeouts.
+			cfg.interval, cfg.meshInterval, cfg.tlsInterval, cfg.stunInterval = time.Minute, time.Minute, time.Minute, time.Minute
+			cfg.bwInterval, cfg.bwSize = time.Minute, 50_000
+			cfg.qdRate, cfg.qdTimeout = 20, 10*time.Second
 			var stdout bytes.Buffer
 			cfg.stdout = &stdout
 			var logs syncBuffer
@@ -60,9 +68,10 @@ func TestOnceMeshKeyJSON(t *testing.T) {
 			if (tt.wantBad > 0) != errors.Is(err, errProbesFailed) {
 				t.Errorf("run = %v", err)
 			}
-			var names []string
+			var names, badLines []string
 			bad := 0
-			dec := json.NewDecoder(&stdout)
+			out := stdout.String() // the decoder drains stdout
+			dec := json.NewDecoder(strings.NewReader(out))
 			for dec.More() {
 				var r map[string]any
 				if err := dec.Decode(&r); err != nil {
@@ -76,6 +85,7 @@ func TestOnceMeshKeyJSON(t *testing.T) {
 					}
 				case "bad":
 					bad++
+					badLines = append(badLines, fmt.Sprintf("%v: %v", r["name"], r["error"]))
 					if r["error"] == "" {
 						t.Errorf("bad line without error: %v", r)
 					}
@@ -84,7 +94,7 @@ func TestOnceMeshKeyJSON(t *testing.T) {
 				}
 			}
 			if bad != tt.wantBad {
-				t.Errorf("%d bad probes; want %d\n%s", bad, tt.wantBad, stdout.String())
+				t.Errorf("%d bad probes; want %d\n%s", bad, tt.wantBad, strings.Join(badLines, "\n"))
 			}
 			slices.Sort(names)
 			if len(names) != 1+2*2+4*3 || slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, "/other/") }) {

@@ -21,7 +21,7 @@ import (
 
 // DocPorts are the ports the documentation uses in runnable blocks; each
 // is replaced by a free loopback port when the blocks run.
-var DocPorts = []int{3340, 3341, 3342, 3343, 3478, 3479, 3480, 8030, 9340}
+var DocPorts = []int{3340, 3341, 3342, 3343, 3478, 3479, 3480, 8030, 9340, 9341}
 
 var docPortRE = func() *regexp.Regexp {
 	var alts []string

@@ -21,11 +21,14 @@ func ExampleRun() {
 	defer ts.Close()
 
 	res, err := relayload.Run(context.Background(), relayload.Config{
-		URL:      ts.URL + "/derp",
-		Pairs:    8,
-		Size:     1280,
-		Window:   32,
-		Duration: 100 * time.Millisecond,
+		URL:    ts.URL + "/derp",
+		Pairs:  8,
+		Size:   1280,
+		Window: 32,
+		// Stop after 2,000 packets (Duration only bounds the run), so
+		// that what is printed does not depend on the machine's speed.
+		Duration:   time.Minute,
+		MaxPackets: 2000,
 	})
 	if err != nil {
 		fmt.Println(err)

@@ -54,7 +54,10 @@ func (pr *probe) run(r *run) {
 	dst := pr.b.SelfPublicKey()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
-	for seq := uint64(1); !r.stopped(); seq++ {
+	// The first probe goes out even if the run has already stopped (a
+	// short run on a busy machine may stop before this goroutine is
+	// scheduled), so that every run times at least one round trip.
+	for seq := uint64(1); seq == 1 || !r.stopped(); seq++ {
 		binary.BigEndian.PutUint64(pkt[1:9], seq)
 		t0 := time.Now()
 		if err := pr.a.Send(dst, pkt); err != nil {

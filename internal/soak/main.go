@@ -9,6 +9,10 @@
 // bounded by -duration; the whole run takes about -duration plus the ramp
 // up and drain, and is cut off at 10 minutes whatever happens.
 //
+// It also balances the books: every packet a client sent must have been
+// received by a client or counted by the relay as dropped, with a reason;
+// the run fails otherwise.
+//
 // Usage:
 //
 //	go run ./internal/soak [-clients 10000] [-workers 4] [-duration 3m] [-churn 0.02] [-rate 1]
@@ -190,15 +194,16 @@ loop:
 	for _, sm := range samples {
 		fmt.Printf("%-8s %8v %10.1f %10.1f %11d %8d %8d\n", sm.phase, sm.at, float64(sm.rssKiB)/1024, float64(sm.heapKiB)/1024, sm.goroutines, sm.fds, sm.conns)
 	}
-	var sent, recv, conns, errs int64
+	var w workerTotals
 	for r := range results {
-		var a, b, c, d int64
-		fmt.Sscanf(r, "result sent=%d recv=%d conns=%d errors=%d", &a, &b, &c, &d)
-		sent, recv, conns, errs = sent+a, recv+b, conns+c, errs+d
+		var x workerTotals
+		fmt.Sscanf(r, "result sent=%d recv=%d conns=%d errors=%d leave_timeouts=%d redials=%d cut_ends=%d",
+			&x.sent, &x.recv, &x.conns, &x.errs, &x.leaveTimeouts, &x.redials, &x.cutEnds)
+		w.add(x)
 	}
-	m := s.ExpVar().String()
-	fmt.Printf("\nclients connected in total: %d; packets sent %d, received %d; client errors %d\n", conns, sent, recv, errs)
-	fmt.Printf("relay drops: %s\n", extract(m, "packets_dropped"))
+	fmt.Printf("\nclients connected in total: %d; client errors %d, leave timeouts %d, redials %d, connections cut mid-frame %d\n",
+		w.conns, w.errs, w.leaveTimeouts, w.redials, w.cutEnds)
+	exact := printAccounting(w, s)
 	before := samples[0]
 	ok := after.goroutines <= before.goroutines+10 && after.fds <= before.fds+10 && after.heapKiB <= before.heapKiB+32*1024
 	fmt.Printf("drained %v after the last worker exited\n", drained)
@@ -207,6 +212,9 @@ loop:
 		map[bool]string{true: "bounded (OK)", false: "GREW (FAIL)"}[ok])
 	if !ok {
 		return errors.New("resources did not return to their starting level")
+	}
+	if !exact {
+		return errors.New("packets unaccounted for")
 	}
 	return nil
 }
@@ -218,29 +226,24 @@ func measureLL(phase string, start time.Time, ll *derphttp.LimitListener) sample
 	return sm
 }
 
-// extract pulls "name": value out of the derp expvar JSON.
-func extract(js, name string) string {
-	i := strings.Index(js, `"`+name+`": `)
-	if i < 0 {
-		return "?"
-	}
-	rest := js[i+len(name)+4:]
-	if j := strings.IndexAny(rest, ",}"); j >= 0 {
-		return rest[:j]
-	}
-	return rest
-}
-
 // runWorker keeps n clients connected to url for duration, replacing a
 // churn fraction of them every second, each sending rate packets a
 // second to a random other client of this worker. It prints one result
 // line and returns the exit status.
+//
+// Clients leave gracefully so that every packet can be accounted for: a
+// leaving client shuts down its sending side and keeps reading until the
+// relay closes the connection. The relay then either wrote a packet
+// meant for it before closing (and the client counts it received) or
+// dropped it and counted the drop; nothing is left in a socket buffer
+// that a close would discard.
 func runWorker(url string, n int, duration time.Duration, churn, rate float64) int {
 	raiseFDLimit()
-	var sent, recv, conns, errs atomic.Int64
+	var sent, recv, conns, errs, leaveTimeouts, redials, cutEnds atomic.Int64
 	type slot struct {
 		c    *derphttp.Client
-		done chan struct{}
+		tc   *net.TCPConn  // the client's connection to the relay
+		done chan struct{} // closed when the receive loop has ended
 	}
 	slots := make([]*slot, n)
 	var mu sync.Mutex // guards slots
@@ -250,6 +253,18 @@ func runWorker(url string, n int, duration time.Duration, churn, rate float64) i
 			errs.Add(1)
 			return
 		}
+		var tc atomic.Pointer[net.TCPConn] // set by the dialer
+		c.SetURLDialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if tc.Load() != nil {
+				redials.Add(1) // a reconnect: the books cannot balance
+			}
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				tc.Store(nc.(*net.TCPConn))
+			}
+			return nc, err
+		})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err = c.Connect(ctx)
 		cancel()
@@ -259,12 +274,18 @@ func runWorker(url string, n int, duration time.Duration, churn, rate float64) i
 			return
 		}
 		conns.Add(1)
-		sl := &slot{c: c, done: make(chan struct{})}
+		sl := &slot{c: c, tc: tc.Load(), done: make(chan struct{})}
 		go func() {
 			defer close(sl.done)
 			for {
 				m, err := c.Recv()
 				if err != nil {
+					// A clean end is io.EOF at a frame boundary;
+					// anything else means the relay closed in the
+					// middle of a frame.
+					if !errors.Is(err, io.EOF) && !errors.Is(err, derphttp.ErrClientClosed) {
+						cutEnds.Add(1)
+					}
 					return
 				}
 				if _, ok := m.(derp.ReceivedPacket); ok {
@@ -276,15 +297,24 @@ func runWorker(url string, n int, duration time.Duration, churn, rate float64) i
 		slots[i] = sl
 		mu.Unlock()
 	}
-	drop := func(i int) {
+	leave := func(i int) {
 		mu.Lock()
 		sl := slots[i]
 		slots[i] = nil
 		mu.Unlock()
-		if sl != nil {
-			sl.c.Close()
-			<-sl.done
+		if sl == nil {
+			return
 		}
+		sl.tc.CloseWrite()
+		t := time.NewTimer(10 * time.Second)
+		select {
+		case <-sl.done:
+		case <-t.C:
+			leaveTimeouts.Add(1)
+		}
+		t.Stop()
+		sl.c.Close()
+		<-sl.done
 	}
 	// Ramp up, 64 at a time.
 	sem := make(chan struct{}, 64)
@@ -307,7 +337,7 @@ func runWorker(url string, n int, duration time.Duration, churn, rate float64) i
 		// Churn: replace churn/10 of the clients every tick.
 		for range int(float64(n)*churn/10 + rand.Float64()) {
 			i := rand.IntN(n)
-			drop(i)
+			leave(i)
 			connect(i)
 		}
 		// Traffic: rate/10 packets per client per tick.
@@ -320,13 +350,20 @@ func runWorker(url string, n int, duration time.Duration, churn, rate float64) i
 			}
 			if err := a.c.Send(b.c.SelfPublicKey(), payload); err == nil {
 				sent.Add(1)
+			} else {
+				errs.Add(1)
 			}
 		}
 	}
+	// Leave, 64 at a time.
 	for i := range n {
-		drop(i)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() { defer wg.Done(); leave(i); <-sem }()
 	}
-	fmt.Printf("result sent=%d recv=%d conns=%d errors=%d\n", sent.Load(), recv.Load(), conns.Load(), errs.Load())
+	wg.Wait()
+	fmt.Printf("result sent=%d recv=%d conns=%d errors=%d leave_timeouts=%d redials=%d cut_ends=%d\n",
+		sent.Load(), recv.Load(), conns.Load(), errs.Load(), leaveTimeouts.Load(), redials.Load(), cutEnds.Load())
 	return 0
 }
 

@@ -34,6 +34,7 @@ type Server struct {
 	logf    func(format string, args ...any)
 	backoff time.Duration // pause after a read error; tests shorten it
 	amp     *ampLimiter   // bounds response bytes beyond request bytes per source
+	serving func()        // if set, called once Serve has set up a socket; tests wait on it
 
 	counters counters // written by the serving loops
 }
@@ -103,6 +104,10 @@ func (s *Server) Serve(ctx context.Context, conn PacketConn) error {
 		}
 	} else {
 		mc = nil
+	}
+
+	if s.serving != nil {
+		s.serving()
 	}
 
 	// One buffer each for the loop's lifetime: a datagram is answered
