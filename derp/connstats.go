@@ -17,8 +17,3 @@ func (st *connStats) noteRx(n int) {
 	st.rxPkts.Add(1)
 	st.rxBytes.Add(int64(n))
 }
-
-func (st *connStats) noteTx(n int) {
-	st.txPkts.Add(1)
-	st.txBytes.Add(int64(n))
-}

@@ -53,7 +53,7 @@ func (s *Server) ConsistencyCheck() error {
 	s.cfgMu.RUnlock()
 	if verify {
 		if err := s.checkSelfVerifies(sock); err != nil {
-			errs = append(errs, fmt.Sprintf("verifying own node key with tailscaled: %v", err))
+			errs = append(errs, fmt.Sprintf("the local tailscaled's own node key would not be admitted: %v", err))
 		}
 	}
 	if len(errs) == 0 {

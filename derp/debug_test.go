@@ -2,6 +2,7 @@ package derp
 
 import (
 	"encoding/json"
+	"math"
 	"net/http/httptest"
 	"net/netip"
 	"runtime"
@@ -70,6 +71,7 @@ func TestExpVarNames(t *testing.T) {
 		"multiforwarder_deleted", "packet_forwarder_delete_other_value",
 		"average_queue_duration_ms", "counter_tcp_rtt", "counter_mesh_update_batch_size",
 		"counter_mesh_update_loop_count", "counter_buffered_write_frames", "version",
+		"counter_protocol_errors", "counter_push_back_waits",
 	} {
 		if _, ok := m[name]; !ok {
 			t.Errorf("missing expvar %q", name)
@@ -141,5 +143,40 @@ func TestRTTSampling(t *testing.T) {
 		if got := rttBucket(rtt); got != want {
 			t.Errorf("rttBucket(%v) = %q, want %q", rtt, got, want)
 		}
+	}
+}
+
+// TestQueueTimeTally checks that a burst's tally moves the average queue
+// duration exactly as noting each packet's wait one by one would.
+func TestQueueTimeTally(t *testing.T) {
+	tests := []struct {
+		name  string
+		start float64   // average before, in ms
+		waits []float64 // each packet's wait, in ms
+	}{
+		{"one packet", 0, []float64{3}},
+		{"from a non-zero average", 7, []float64{1, 2, 3}},
+		{"a long burst", 0.5, []float64{0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			one, burst := newMetrics(), newMetrics()
+			one.avgQueueMillis.Store(math.Float64bits(tt.start))
+			burst.avgQueueMillis.Store(math.Float64bits(tt.start))
+			var tx txTally
+			for _, w := range tt.waits {
+				one.noteQueueTime(int64(w * 1e6))
+				tx.notePacket(100, int64(w*1e6))
+			}
+			burst.noteQueueTimes(tx.qDecay, tx.qAcc)
+			want := math.Float64frombits(one.avgQueueMillis.Load())
+			got := math.Float64frombits(burst.avgQueueMillis.Load())
+			if math.Abs(got-want) > 1e-9 {
+				t.Errorf("average after the burst = %v, want %v", got, want)
+			}
+			if tx.pkts != len(tt.waits) || tx.bytes != 100*len(tt.waits) {
+				t.Errorf("tally %d packets, %d bytes; want %d, %d", tx.pkts, tx.bytes, len(tt.waits), 100*len(tt.waits))
+			}
+		})
 	}
 }

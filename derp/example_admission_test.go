@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 
 	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derp/derptest"
@@ -49,6 +51,43 @@ func ExampleServer_SetVerifyClientURL() {
 	// try connects priv over an in-memory pipe and reports whether the
 	// relay admitted it: admitted clients receive ServerInfo, refused ones
 	// see the connection closed.
+	try := func(priv key.NodePrivate) bool {
+		cc, sc := derptest.Pipe()
+		go srv.Accept(context.Background(), sc, bufio.NewReadWriter(bufio.NewReader(sc), bufio.NewWriter(sc)), "198.51.100.7:41641")
+		c, err := derp.NewClient(priv, cc, bufio.NewReadWriter(bufio.NewReader(cc), bufio.NewWriter(cc)), nil)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		m, err := c.Recv()
+		_, ok := m.(derp.ServerInfoMessage)
+		return err == nil && ok
+	}
+	fmt.Println("alice admitted:", try(alice))
+	fmt.Println("mallory admitted:", try(mallory))
+	// Output:
+	// alice admitted: true
+	// mallory admitted: false
+}
+
+// An admission check in Go: this relay admits only the keys on its own
+// list, and mesh peers, which skip every check. derper's
+// -verify-clients-file and Tailscale API admission are AdmitFuncs too.
+func ExampleServer_AddAdmitFunc() {
+	alice, mallory := key.NewNode(), key.NewNode()
+	allowed := map[key.NodePublic]bool{alice.Public(): true}
+
+	srv := derp.NewServer(key.NewNode(), nil)
+	defer srv.Close()
+	srv.AddAdmitFunc(func(ctx context.Context, k key.NodePublic, src netip.AddrPort) error {
+		if !allowed[k] {
+			return errors.New("not on the list")
+		}
+		return nil
+	})
+
+	// try connects priv over an in-memory pipe and reports whether the
+	// relay admitted it.
 	try := func(priv key.NodePrivate) bool {
 		cc, sc := derptest.Pipe()
 		go srv.Accept(context.Background(), sc, bufio.NewReadWriter(bufio.NewReader(sc), bufio.NewWriter(sc)), "198.51.100.7:41641")

@@ -64,7 +64,7 @@ type metrics struct {
 	receivedDisco   expvar.Int
 	receivedOther   expvar.Int
 	unknownFrames   expvar.Int
-	pushBackWaits   expvar.Int // readers that waited for room; not published yet
+	pushBackWaits   expvar.Int // counter_push_back_waits: periods readers waited for room
 	protocolErrors  expvar.Int // connections ended for a malformed, oversized or forbidden frame
 
 	homeMovesIn             expvar.Int
@@ -105,13 +105,22 @@ func newMetrics() *metrics {
 	return m
 }
 
+// queueTimeDecay is the weight of the old average queue duration when a
+// packet's wait is added.
+const queueTimeDecay = 0.9
+
 // noteQueueTime feeds the average queue duration with one packet's wait.
 func (m *metrics) noteQueueTime(nanos int64) {
-	ms := float64(nanos) / 1e6
+	m.noteQueueTimes(queueTimeDecay, (1-queueTimeDecay)*float64(nanos)/1e6)
+}
+
+// noteQueueTimes applies several packets' updates of the average queue
+// duration at once: the average becomes avg*decay + acc.
+func (m *metrics) noteQueueTimes(decay, acc float64) {
 	for {
 		old := m.avgQueueMillis.Load()
 		avg := math.Float64frombits(old)
-		next := avg*0.9 + ms*0.1
+		next := avg*decay + acc
 		if m.avgQueueMillis.CompareAndSwap(old, math.Float64bits(next)) {
 			return
 		}
@@ -161,6 +170,8 @@ func (s *Server) expvarMap() *expvar.Map {
 	v.Set("sclient_write_timeouts", &m.writeTimeouts)
 	// An openderp addition; see docs/security.md#derp-frames.
 	v.Set("counter_protocol_errors", &m.protocolErrors)
+	// Also an openderp addition; see docs/compat.md#push-back.
+	v.Set("counter_push_back_waits", &m.pushBackWaits)
 	v.Set("home_moves_in", &m.homeMovesIn)
 	v.Set("home_moves_out", &m.homeMovesOut)
 	v.Set("got_ping", &m.gotPing)

@@ -78,6 +78,7 @@ func (c *sclient) waitForRoomLocked(from *sclient, periods *int) bool {
 
 // sleep waits up to d for a wake-up; it is called by c's read loop only.
 func (c *sclient) sleep(d time.Duration) bool {
+	c.rs.parked = true // others run meanwhile; see readBurst
 	if c.waitTimer == nil {
 		c.waitTimer = time.NewTimer(d)
 	} else {
@@ -119,12 +120,17 @@ func (c *sclient) wakeWaitersLocked() {
 	c.waiters = c.waiters[:0]
 }
 
-// blockWatch is the writer a connection's buffered writer writes through:
-// it notes when a write is in progress, for waitForRoomLocked.
+// blockWatch is the writer a connection's buffered writer writes through.
+// It sets the write deadline before each write to the connection (once
+// per system call, not once per frame) and notes when a write is in
+// progress, for waitForRoomLocked.
 type blockWatch struct{ c *sclient }
 
 func (w blockWatch) Write(p []byte) (int, error) {
 	c := w.c
+	if c.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
 	c.writeSince.Store(max(c.s.monoNow(), 1))
 	n, err := c.nc.Write(p)
 	c.writeSince.Store(0)

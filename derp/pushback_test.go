@@ -3,6 +3,7 @@ package derp
 import (
 	"context"
 	"encoding/binary"
+	"expvar"
 	"sync"
 	"testing"
 	"time"
@@ -73,6 +74,9 @@ func TestPushBackInsteadOfDrops(t *testing.T) {
 	}()
 	// dst reads nothing until the server has had to hold src back.
 	waitFor(t, "a push-back wait", func() bool { return ps.s.metrics.pushBackWaits.Value() > 0 })
+	if got := ps.s.ExpVar().(*expvar.Map).Get("counter_push_back_waits").String(); got == "0" {
+		t.Errorf("counter_push_back_waits = %s after a wait", got)
+	}
 	for i := range n {
 		p := recvPacket(t, dst)
 		if got := int(binary.BigEndian.Uint32(p.Data)); got != i {

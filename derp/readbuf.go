@@ -41,6 +41,7 @@ type readSide struct {
 	pre      prefetched            // what pooled readers read from
 	fill     func(fd uintptr) bool // c.fillNonblocking, bound once
 	fillErr  error                 // what the last fill met, other than "would block"
+	parked   bool                  // the read loop blocked (poller or push-back) since it last looked
 }
 
 // prefetched serves first the bytes the poller's callback read, then the
@@ -130,6 +131,7 @@ func (c *sclient) fillNonblocking(fd uintptr) bool {
 	if wouldBlock(err) || n == 0 {
 		prefetchPool.Put(buf)
 		if err == nil || wouldBlock(err) {
+			c.rs.parked = true
 			return false
 		}
 		c.rs.fillErr = err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,7 @@ type sclient struct {
 	// them over through qmu.
 	scratch  [96]byte                    // small frame payloads
 	sentFrom map[key.NodePublic]struct{} // sources written so far
+	lastFrom key.NodePublic              // the source last written, in sentFrom; zero if none
 }
 
 // meshEvent is a PeerPresent or PeerGone record for a watcher.
@@ -203,12 +205,29 @@ func presentFlags(mesh, prober, notIdeal bool) PeerPresentFlags {
 	return f
 }
 
+// readBurst is how many frames the read loop handles without blocking
+// before it yields the processor to other goroutines. A flat-out sender
+// whose socket always has data would otherwise keep its reader running
+// for a whole scheduling quantum while other clients' readers, and the
+// writers that deliver to them, wait behind it: a bound on the work done
+// per wake-up keeps the delay of other traffic short under load.
+const readBurst = 32
+
 // readLoop handles frames from the client until an error. A clean EOF is
 // returned as io.EOF.
 func (c *sclient) readLoop(ctx context.Context) error {
+	burst := 0
 	for {
+		if burst++; burst > readBurst {
+			burst = 0
+			runtime.Gosched()
+		}
 		if err := c.awaitData(); err != nil {
 			return err
+		}
+		if c.rs.parked {
+			c.rs.parked = false
+			burst = 0 // it blocked: others ran meanwhile
 		}
 		t, n, err := ReadFrameHeader(c.br)
 		if err != nil {

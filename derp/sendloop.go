@@ -3,7 +3,6 @@ package derp
 import (
 	"bufio"
 	"sync"
-	"time"
 
 	"github.com/openderp/openderp/key"
 )
@@ -141,15 +140,9 @@ func (c *sclient) writeBurst(keepAlive bool) error {
 		bw.Reset(nil)
 		writerPool.Put(bw)
 	}()
-	frames := 0
-	if keepAlive {
-		if err := c.writeFrameHeader(FrameKeepAlive, 0); err != nil {
-			return err
-		}
-		frames++
-	}
-	n, err := c.drain()
-	frames += n
+	var tx txTally
+	err := c.writeAll(keepAlive, &tx)
+	tx.publish(c)
 	if err != nil {
 		return err
 	}
@@ -157,14 +150,57 @@ func (c *sclient) writeBurst(keepAlive bool) error {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
-		c.s.metrics.bufferedWriteFrames.Observe(float64(frames))
+		c.s.metrics.bufferedWriteFrames.Observe(float64(tx.frames))
 	}
 	return nil
 }
 
-// drain writes queued frames until the queues are empty and returns how
-// many it wrote. It does not flush except when the buffer fills.
-func (c *sclient) drain() (frames int, err error) {
+// writeAll writes a keep-alive if asked and then everything queued into
+// c.bw, without a final flush.
+func (c *sclient) writeAll(keepAlive bool, tx *txTally) error {
+	if keepAlive {
+		if err := WriteFrameHeader(c.bw, FrameKeepAlive, 0); err != nil {
+			return err
+		}
+		tx.frames++
+	}
+	return c.drain(tx)
+}
+
+// txTally counts what one burst wrote, so that the shared counters are
+// updated once per burst rather than once per packet.
+type txTally struct {
+	frames, pkts, bytes int
+	// The queue-time average's update over the burst: after it, the
+	// average is avg*qDecay + qAcc (see metrics.noteQueueTime).
+	qAcc, qDecay float64
+}
+
+func (t *txTally) notePacket(n int, queued int64) {
+	t.pkts++
+	t.bytes += n
+	if t.pkts == 1 {
+		t.qDecay = 1
+	}
+	t.qAcc, t.qDecay = t.qAcc*queueTimeDecay+(1-queueTimeDecay)*float64(queued)/1e6, t.qDecay*queueTimeDecay
+}
+
+// publish adds the tally to the server's and c's counters.
+func (t *txTally) publish(c *sclient) {
+	if t.pkts == 0 {
+		return
+	}
+	m := c.s.metrics
+	m.packetsSent.Add(int64(t.pkts))
+	m.bytesSent.Add(int64(t.bytes))
+	m.noteQueueTimes(t.qDecay, t.qAcc)
+	c.stats.txPkts.Add(int64(t.pkts))
+	c.stats.txBytes.Add(int64(t.bytes))
+}
+
+// drain writes queued frames until the queues are empty, counting them in
+// tx. It does not flush except when the buffer fills.
+func (c *sclient) drain(tx *txTally) error {
 	var batch [sendBatch]queuedPacket
 	for {
 		c.qmu.Lock()
@@ -196,48 +232,51 @@ func (c *sclient) drain() (frames int, err error) {
 		c.qmu.Unlock()
 
 		if len(gone) == 0 && len(events) == 0 && !hasPong && !hasRestart && n == 0 {
-			return frames, nil
+			return nil
 		}
 		if hasRestart {
 			if err := c.writeSmall(FrameRestarting, append(c.scratch[:0], restart[:]...)); err != nil {
 				c.dropBatch(batch[:n])
-				return frames, err
+				return err
 			}
-			frames++
+			tx.frames++
 		}
 		for _, g := range gone {
 			if err := c.writePeerGone(g.Peer, g.Reason); err != nil {
 				c.dropBatch(batch[:n])
-				return frames, err
+				return err
 			}
 			if g.Reason == PeerGoneReasonDisconnected {
 				// The source left and its subscriptions with it: forget
 				// it, so that c subscribes again if it comes back.
 				delete(c.sentFrom, g.Peer)
+				if c.lastFrom == g.Peer {
+					c.lastFrom = key.NodePublic{}
+				}
 			}
-			frames++
+			tx.frames++
 		}
 		if len(events) > 0 {
 			if err := c.writeMeshEvents(events); err != nil {
 				c.dropBatch(batch[:n])
-				return frames, err
+				return err
 			}
-			frames += len(events)
+			tx.frames += len(events)
 		}
 		if hasPong {
 			if err := c.writeSmall(FramePong, append(c.scratch[:0], pong[:]...)); err != nil {
 				c.dropBatch(batch[:n])
-				return frames, err
+				return err
 			}
 			c.s.metrics.sentPong.Add(1)
-			frames++
+			tx.frames++
 		}
 		for i := range n {
-			if err := c.writePacket(&batch[i]); err != nil {
+			if err := c.writePacket(&batch[i], tx); err != nil {
 				c.dropBatch(batch[i+1 : n])
-				return frames, err
+				return err
 			}
-			frames++
+			tx.frames++
 		}
 	}
 }
@@ -251,53 +290,47 @@ func (c *sclient) dropBatch(ps []queuedPacket) {
 	}
 }
 
-func (c *sclient) setWriteDeadline() {
-	if c.writeTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	}
-}
-
-func (c *sclient) writeFrameHeader(t FrameType, n uint32) error {
-	c.setWriteDeadline()
-	return WriteFrameHeader(c.bw, t, n)
-}
-
 func (c *sclient) writeSmall(t FrameType, payload []byte) error {
-	c.setWriteDeadline()
 	return WriteFrame(c.bw, t, payload)
 }
 
 // writePacket writes one RecvPacket frame and returns the buffer to the
 // pool, whatever happens.
-func (c *sclient) writePacket(p *queuedPacket) error {
+func (c *sclient) writePacket(p *queuedPacket, tx *txTally) error {
 	s := c.s
 	pkt := p.buf.b
 	defer func() {
 		putPacketBuf(p.buf)
 		*p = queuedPacket{}
 	}()
-	s.metrics.noteQueueTime(s.monoNow() - p.enqueued)
-	if _, ok := c.sentFrom[p.src]; !ok && !p.src.IsZero() {
-		if c.sentFrom == nil {
-			c.sentFrom = make(map[key.NodePublic]struct{})
-		}
-		c.sentFrom[p.src] = struct{}{}
-		c.stats.senders.Add(1)
-		s.subscribePeerGone(p.src, c)
+	if p.src != c.lastFrom && !p.src.IsZero() {
+		c.noteSender(p.src)
 	}
 	err := c.writeRecvPacket(p.src, pkt)
 	if err != nil {
 		s.recordDrop(p.src, c.key, pkt, dropWriteError)
 		return err
 	}
-	s.metrics.packetsSent.Add(1)
-	s.metrics.bytesSent.Add(int64(len(pkt)))
-	c.stats.noteTx(len(pkt))
+	tx.notePacket(len(pkt), s.monoNow()-p.enqueued)
 	return nil
 }
 
+// noteSender subscribes c to src's departure the first time c is written
+// a packet from src, and remembers src as the last source written.
+func (c *sclient) noteSender(src key.NodePublic) {
+	c.lastFrom = src
+	if _, ok := c.sentFrom[src]; ok {
+		return
+	}
+	if c.sentFrom == nil {
+		c.sentFrom = make(map[key.NodePublic]struct{})
+	}
+	c.sentFrom[src] = struct{}{}
+	c.stats.senders.Add(1)
+	c.s.subscribePeerGone(src, c)
+}
+
 func (c *sclient) writeRecvPacket(src key.NodePublic, pkt []byte) error {
-	c.setWriteDeadline()
 	// A zero source key means protocol version 1 framing: no key at all.
 	if src.IsZero() {
 		return WriteFrame(c.bw, FrameRecvPacket, pkt)

@@ -62,6 +62,8 @@ type Server struct {
 	verifyClientURL string          // guarded by cfgMu
 	verifyFailOpen  bool            // guarded by cfgMu
 	disallowedApps  map[string]bool // guarded by cfgMu
+	admitFuncs      []AdmitFunc     // guarded by cfgMu; copied on append, so a read slice stays valid
+	selfKey         selfKeyCache    // the local tailscaled's node key, for verifyClient
 
 	mu          sync.Mutex
 	closed      bool                                     // guarded by mu

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/openderp/openderp/key"
@@ -38,13 +39,17 @@ func (s *Server) verifyClient(ctx context.Context, clientKey key.NodePublic, inf
 	s.cfgMu.RLock()
 	verifyLocal, sock := s.verifyClients, s.tailscaledSock
 	verifyURL, failOpen := s.verifyClientURL, s.verifyFailOpen
+	admitFuncs := s.admitFuncs
 	s.cfgMu.RUnlock()
 
 	if verifyLocal {
-		if err := whoIsNodeKey(ctx, sock, clientKey); err != nil {
-			if errors.Is(err, errPeerNotFound) {
-				return &RejectedError{Key: clientKey, Reason: "not authorized: node key not in the tailnet"}
-			}
+		err := whoIsNodeKey(ctx, sock, clientKey)
+		switch {
+		case err == nil:
+		case errors.Is(err, errPeerNotFound) && s.isSelfKey(ctx, sock, clientKey):
+		case errors.Is(err, errPeerNotFound):
+			return &RejectedError{Key: clientKey, Reason: "not authorized: node key not in the tailnet"}
+		default:
 			return &RejectedError{Key: clientKey, Reason: fmt.Sprintf("cannot check with tailscaled: %v", err)}
 		}
 	}
@@ -59,7 +64,54 @@ func (s *Server) verifyClient(ctx context.Context, clientKey key.NodePublic, inf
 			return &RejectedError{Key: clientKey, Reason: "admission controller denied the client"}
 		}
 	}
+	if len(admitFuncs) > 0 {
+		src := parseRemoteAddr(remoteAddr)
+		for _, f := range admitFuncs {
+			if err := f(ctx, clientKey, src); err != nil {
+				return &RejectedError{Key: clientKey, Reason: err.Error()}
+			}
+		}
+	}
 	return nil
+}
+
+// selfKeyRefetch is how long a stranger's key is compared with the cached
+// node key of the local tailscaled before its status is asked again, so
+// a flood of strangers costs at most one status call per period.
+const selfKeyRefetch = 10 * time.Second
+
+// selfKeyCache remembers the local tailscaled's own node key.
+type selfKeyCache struct {
+	mu      sync.Mutex
+	sock    string         // guarded by mu; the socket key came from
+	key     key.NodePublic // guarded by mu
+	fetched time.Time      // guarded by mu; zero: never
+}
+
+// isSelfKey reports whether k is the node key of the tailscaled on sock
+// itself. tailscaled's whois does not know its own key, so without this
+// the machine's own tailscaled could not use the relay beside it. A key
+// equal to the cached one is admitted at once; another one makes it ask
+// tailscaled again once the cache is selfKeyRefetch old, so a changed
+// node key is learned within that time.
+func (s *Server) isSelfKey(ctx context.Context, sock string, k key.NodePublic) bool {
+	c := &s.selfKey
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sock == sock && !c.fetched.IsZero() {
+		if c.key == k {
+			return true
+		}
+		if time.Since(c.fetched) < selfKeyRefetch {
+			return false
+		}
+	}
+	self, err := selfNodeKey(ctx, sock)
+	if err != nil {
+		return false
+	}
+	c.sock, c.key, c.fetched = sock, self, time.Now()
+	return self == k
 }
 
 // transportError marks failures to reach the admission controller, which

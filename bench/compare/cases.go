@@ -49,13 +49,23 @@ const rttGap = 2 * time.Millisecond
 
 // measureRelay runs c against s for d and reports delivered packets per
 // second, the drop fraction, packets per server CPU-second and the
-// probe's round-trip percentiles.
+// round-trip percentiles of a probe running meanwhile in its own process.
 func measureRelay(ctx context.Context, s *server, c relayCase, d time.Duration) (metrics, error) {
+	pp, err := startProbe(ctx, s.url(), d, rttGap)
+	if err != nil {
+		return nil, err
+	}
+	defer pp.stop()
 	var cpu0, cpu1 time.Duration
 	var cpuErr error
 	cfg := relayload.Config{
-		URL: s.url(), Pairs: c.pairs, Size: c.size, Duration: d, RTTInterval: rttGap,
-		Started: func() { cpu0, cpuErr = s.cpu() },
+		URL: s.url(), Pairs: c.pairs, Size: c.size, Duration: d, RTTInterval: -1,
+		Started: func() {
+			cpu0, cpuErr = s.cpu()
+			if err := pp.begin(); err != nil && cpuErr == nil {
+				cpuErr = fmt.Errorf("starting the probe: %w", err)
+			}
+		},
 		Stopped: func() {
 			var err error
 			cpu1, err = s.cpu()
@@ -74,14 +84,18 @@ func measureRelay(ctx context.Context, s *server, c relayCase, d time.Duration) 
 	if cpuErr != nil {
 		return nil, fmt.Errorf("reading server CPU: %w", cpuErr)
 	}
+	rtt, err := pp.result(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("round-trip probe: %w", err)
+	}
 	p := c.prefix()
 	m := metrics{
 		p + "pps":  res.PacketsPerSec,
 		p + "drop": res.DropFraction,
 	}
-	if res.RTT.Samples > 0 { // none when every probe took over a second
-		m[p+"rtt50"] = res.RTT.P50
-		m[p+"rtt99"] = res.RTT.P99
+	if rtt.Samples > 0 { // none when every probe took over a second
+		m[p+"rtt50"] = rtt.P50
+		m[p+"rtt99"] = rtt.P99
 	}
 	if cpu := (cpu1 - cpu0).Seconds(); cpu > 0 {
 		m[p+"ppcpu"] = float64(res.Delivered) / cpu
@@ -89,13 +103,21 @@ func measureRelay(ctx context.Context, s *server, c relayCase, d time.Duration) 
 	return m, nil
 }
 
-// measureIdleRTT runs only the probe against an otherwise idle s.
+// measureIdleRTT runs only the probe process against an otherwise idle s.
 func measureIdleRTT(ctx context.Context, s *server, d time.Duration) (metrics, error) {
-	res, err := relayload.Run(ctx, relayload.Config{URL: s.url(), Size: relayload.MinSize, Duration: d, RTTInterval: rttGap / 2})
+	pp, err := startProbe(ctx, s.url(), d, rttGap/2)
 	if err != nil {
 		return nil, err
 	}
-	return metrics{"rtt.idle.p50": res.RTT.P50, "rtt.idle.p99": res.RTT.P99}, nil
+	defer pp.stop()
+	if err := pp.begin(); err != nil {
+		return nil, fmt.Errorf("starting the probe: %w", err)
+	}
+	rtt, err := pp.result(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("round-trip probe: %w", err)
+	}
+	return metrics{"rtt.idle.p50": rtt.P50, "rtt.idle.p99": rtt.P99}, nil
 }
 
 const (

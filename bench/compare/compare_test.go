@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(probeEnv) != "" { // startProbe runs the test binary as the probe
+		os.Exit(probeMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	leakcheck.Main(m, "github.com/openderp/openderp/")
 }
 

@@ -1,7 +1,9 @@
 // Command compare benchmarks openderp's DERP server side by side with
 // Tailscale's v1.76.3 and today's (v1.104.5), each built from its own
 // module under servers/ and run in its own process, all driven by the
-// same client (internal/relayload, over openderp's derphttp client).
+// same client (internal/relayload, over openderp's derphttp client). The
+// round-trip probe runs in a second process of this binary (see probe.go),
+// so that the load clients do not delay it inside one Go scheduler.
 //
 // It measures relay throughput (windowed and flat out), server CPU per
 // packet, round trips idle and under load, and the server's memory per
@@ -11,6 +13,7 @@
 //
 //	go run .            # full run: 3 x 7-13 minutes on a busy 2-core machine
 //	QUICK=1 go run .    # smoke run, about two minutes
+//	go run . -impls openderp,v1.104.5 -no-idle -pairs 8 -sizes 100,1280
 //
 // See docs/performance.md for the method and the latest table.
 package main
@@ -24,6 +27,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -58,6 +62,9 @@ func quickPlan() plan {
 }
 
 func main() {
+	if os.Getenv(probeEnv) != "" {
+		os.Exit(probeMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	err := mainErr(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -75,6 +82,10 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	only := fs.String("impls", "", "comma-separated implementations to run (default all): openderp,v1.76.3,v1.104.5")
 	out := fs.String("json", "", "also write every run's raw figures to this file")
 	maxTime := fs.Duration("max", 0, "stop measuring after this long and report the runs done (0: 40m, or 10m when quick)")
+	sizes := fs.String("sizes", "", "comma-separated relay packet sizes (default 100,1280)")
+	pairs := fs.String("pairs", "", "comma-separated relay pair counts (default 1,8,64)")
+	noIdle := fs.Bool("no-idle", false, "skip the idle-client (memory and handshake) cases")
+	noRelay := fs.Bool("no-relay", false, "skip the relay and round-trip cases")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,6 +99,18 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *maxTime > 0 {
 		p.maxRuntime = *maxTime
 	}
+	var err error
+	if *sizes != "" {
+		if p.sizes, err = parseInts(*sizes, 16, 64<<10); err != nil {
+			return fmt.Errorf("-sizes: %w", err)
+		}
+	}
+	if *pairs != "" {
+		if p.pairs, err = parseInts(*pairs, 1, 1000); err != nil {
+			return fmt.Errorf("-pairs: %w", err)
+		}
+	}
+	p.skipIdle, p.skipRelay = *noIdle, *noRelay
 	if n := p.idleSteps[len(p.idleSteps)-1]; !p.skipIdle {
 		if err := raiseFileLimit(uint64(n) + 256); err != nil {
 			return err
@@ -119,6 +142,22 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	printTable(stdout, p, res)
 	return nil
+}
+
+// parseInts parses a comma-separated list of integers within [lo, hi].
+func parseInts(s string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		if n < lo || n > hi {
+			return nil, fmt.Errorf("%d out of range [%d, %d]", n, lo, hi)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func filterImpls(all []*impl, names []string) []*impl {

@@ -16,6 +16,9 @@ var allowedModulePrefixes = []string{
 	// github.com/prometheus/client_golang and its own dependencies.
 	"github.com/prometheus/", "github.com/beorn7/perks/", "github.com/cespare/xxhash/",
 	"github.com/munnerz/goautoneg", "google.golang.org/protobuf/",
+	// The Tailscale API client (a module of its own, not tailscale.com)
+	// and its dependencies, for -verify-clients-tailnet-oauth-file.
+	"tailscale.com/client/tailscale/v2", "github.com/tailscale/hujson", "golang.org/x/oauth2",
 	// PROXY protocol headers (-proxy-protocol-from).
 	"github.com/pires/go-proxyproto",
 }

@@ -58,6 +58,8 @@ type options struct {
 	limits    connLimits // see limits.go
 	stunLimit stunLimit  // see stunlimit.go
 
+	admission admissionOptions // openderp only; see admission.go
+
 	// openderp only
 	metricsAddr   string
 	tlsMinVersion string
@@ -139,5 +141,6 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	registerLimitFlags(fs, &o.limits)
 	registerSTUNLimitFlags(fs, &o.stunLimit)
+	registerAdmissionFlags(fs, &o.admission)
 	return o
 }

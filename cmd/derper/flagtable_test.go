@@ -75,6 +75,12 @@ var goldenFlags = []refFlag{
 	{"verify-client-url", "string", "", "v1.76.3"},
 	{"verify-client-url-fail-open", "", "true", "v1.76.3"},
 	{"verify-clients", "", "", "v1.76.3"},
+	{"verify-clients-file", "string", "", "openderp"},
+	{"verify-clients-tailnet", "string", `"-"`, "openderp"},
+	{"verify-clients-tailnet-api-url", "string", `"https://api.tailscale.com"`, "openderp"},
+	{"verify-clients-tailnet-fail-open", "", "", "openderp"},
+	{"verify-clients-tailnet-oauth-file", "string", "", "openderp"},
+	{"verify-clients-tailnet-refresh", "duration", "1m0s", "openderp"},
 	{"version", "", "", "v1.76.3"},
 }
 

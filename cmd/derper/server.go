@@ -111,6 +111,9 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	}
 	s.SetVerifyClientURL(o.verifyClientURL)
 	s.SetVerifyClientURLFailOpen(o.verifyClientFailOpen)
+	if err := setupAdmission(ctx, s, &o.admission, hub, logf); err != nil {
+		return err
+	}
 	s.SetTCPWriteTimeout(o.tcpWriteTimeout)
 	o.limits.applyServer(s)
 	mk, err := meshKey(o, os.LookupEnv, logf)

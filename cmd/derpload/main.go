@@ -29,6 +29,11 @@
 // A sending client counts as many connections as any other: load from
 // one machine measures that machine's client side too, so compare servers
 // with the same client machine and settings.
+//
+// The probe runs in the same process as the load. For round trips that
+// reflect the server under heavy load, run the load with
+// -rtt-interval=-1ns and, at the same time, a second derpload with
+// -pairs 0 that only probes.
 package main
 
 import (

@@ -28,6 +28,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
+	"runtime/trace"
 	"time"
 )
 
@@ -94,14 +96,63 @@ func Main(impl Impl) {
 		}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
+	stopProfile, stopTrace := startCPUProfile(), startTrace()
 	go func() {
 		io.Copy(io.Discard, os.Stdin)
+		stopProfile()
+		stopTrace()
 		os.Exit(0)
 	}()
 	b, _ := json.Marshal(ready)
 	fmt.Printf("%s\n", b)
 	if err := srv.Serve(ln); err != nil {
 		log.Fatalf("serving: %v", err)
+	}
+}
+
+// CPUProfileEnv, when set, names a file to which the server writes a CPU
+// profile of its whole life (for `go tool pprof`), ending when standard
+// input closes.
+const CPUProfileEnv = "BENCH_CPUPROFILE"
+
+func startCPUProfile() (stop func()) {
+	name := os.Getenv(CPUProfileEnv)
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		log.Fatalf("creating CPU profile: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatalf("starting CPU profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// TraceEnv, when set, names a file to which the server writes an execution
+// trace of its whole life (for `go tool trace`), ending when standard
+// input closes.
+const TraceEnv = "BENCH_TRACE"
+
+func startTrace() (stop func()) {
+	name := os.Getenv(TraceEnv)
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		log.Fatalf("creating trace: %v", err)
+	}
+	if err := trace.Start(f); err != nil {
+		log.Fatalf("starting trace: %v", err)
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
 	}
 }
 
