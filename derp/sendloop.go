@@ -3,6 +3,7 @@ package derp
 import (
 	"bufio"
 	"sync"
+	"time"
 
 	"github.com/openderp/openderp/key"
 )
@@ -83,10 +84,15 @@ func (c *sclient) writeLoop() {
 	}
 }
 
-// shutdown stops all writing: it marks c finished, closes the connection,
-// waits for a running writer, drops whatever was still queued and ends
-// c's PeerGone subscriptions. It returns the
-// error that stopped a writer, if any.
+// shutdown stops all writing: it marks c finished, lets a writer that is
+// mid-burst finish that burst (bounded by finalBurstWait), closes the
+// connection, drops whatever was still queued and ends c's PeerGone
+// subscriptions. It returns the error that stopped a writer, if any.
+//
+// Letting the burst finish matters for a client that leaves gracefully
+// (it stops sending but reads until the relay closes): packets a writer
+// has already taken from the queue and counted as sent reach it instead
+// of being discarded unflushed.
 func (c *sclient) shutdown() error {
 	c.qmu.Lock()
 	c.finished = true
@@ -102,11 +108,20 @@ func (c *sclient) shutdown() error {
 	}
 	c.peerGone, c.meshEvents = nil, nil
 	c.wakeWaitersLocked()
-	if !c.writing {
+	var burstDone <-chan struct{}
+	if c.writing {
+		if c.flushed == nil {
+			c.flushed = make(chan struct{})
+		}
+		burstDone = c.flushed
+	} else {
 		c.noteWriterIdleLocked()
 	}
 	c.qmu.Unlock()
 
+	if burstDone != nil {
+		c.awaitBurst(burstDone)
+	}
 	c.nc.Close()
 	c.writers.Wait()
 	for _, p := range drained {
@@ -117,6 +132,27 @@ func (c *sclient) shutdown() error {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	return c.writeErr
+}
+
+// finalBurstWait bounds how long shutdown waits for a writer to finish
+// its current burst before closing the connection under it. A smaller
+// write timeout bounds it further.
+const finalBurstWait = time.Second
+
+// awaitBurst waits until done is closed (the writer stopped), the final
+// burst wait is over, or the server is closing.
+func (c *sclient) awaitBurst(done <-chan struct{}) {
+	wait := finalBurstWait
+	if c.writeTimeout > 0 && c.writeTimeout < wait {
+		wait = c.writeTimeout
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-c.s.closing:
+	}
 }
 
 // writerPool holds the buffered writers of connections that are writing
