@@ -81,16 +81,27 @@ func sendAndReceive(t *testing.T, c1 *derphttp.Client, k1 key.NodePrivate, c2 *d
 			}
 		}
 	}()
-	if err := c2.Send(k1.Public(), []byte("through the balancer")); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatalf("receive: %v", err)
+	// The receiver may not be registered yet when Connect returns (the
+	// server may still be asking the admission controller), so a packet
+	// sent at once can be dropped as for an unknown peer: resend until one
+	// arrives.
+	resend := time.NewTicker(200 * time.Millisecond)
+	defer resend.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		if err := c2.Send(k1.Public(), []byte("through the balancer")); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("packet not relayed")
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatalf("receive: %v", err)
+			}
+			return
+		case <-resend.C:
+		case <-deadline:
+			t.Fatal("packet not relayed")
+		}
 	}
 }
 
