@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -110,7 +111,7 @@ func (s *Server) recordDrop(src, dst key.NodePublic, pkt []byte, reason dropReas
 	m.droppedBytes.add(reason, kind, int64(len(pkt)))
 	if s.env.verboseDrops[dst] && verboseDropLimit.Allow() {
 		// The reason is printed as its metric label, as since v1.80.
-		s.logf.printf("drop (%s) %s -> %s", src.ShortString(), reason, dst.ShortString())
+		s.log(slog.LevelInfo, connLog{key: dst}, "drop (%s) %s -> %s", src.ShortString(), reason, dst.ShortString())
 	}
 }
 

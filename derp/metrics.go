@@ -66,6 +66,7 @@ type metrics struct {
 	unknownFrames   expvar.Int
 	pushBackWaits   expvar.Int // counter_push_back_waits: periods readers waited for room
 	protocolErrors  expvar.Int // connections ended for a malformed, oversized or forbidden frame
+	logSuppressed   expvar.Int // connection error lines not written (see logLimiter)
 
 	homeMovesIn             expvar.Int
 	homeMovesOut            expvar.Int
@@ -172,6 +173,8 @@ func (s *Server) expvarMap() *expvar.Map {
 	v.Set("counter_protocol_errors", &m.protocolErrors)
 	// Also an openderp addition; see docs/compat.md#push-back.
 	v.Set("counter_push_back_waits", &m.pushBackWaits)
+	// Also an openderp addition; see docs/compat.md#log-rate-limit.
+	v.Set("counter_log_lines_suppressed", &m.logSuppressed)
 	v.Set("home_moves_in", &m.homeMovesIn)
 	v.Set("home_moves_out", &m.homeMovesOut)
 	v.Set("got_ping", &m.gotPing)

@@ -2,6 +2,7 @@ package derp
 
 import (
 	"errors"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/openderp/openderp/key"
@@ -312,14 +313,14 @@ func (s *Server) closePeer(k key.NodePublic) {
 	defer s.mu.Unlock()
 	set := s.clients[k]
 	if set == nil || set.len() == 0 {
-		s.logf.printf("derp: close peer %v: no such client", k)
+		s.log(slog.LevelInfo, connLog{key: k}, "derp: close peer %v: no such client", k)
 		return
 	}
 	n := set.len()
 	if n > 1 {
-		s.logf.printf("derp: closing %d connections of %v on request of a mesh peer", n, k)
+		s.log(slog.LevelInfo, connLog{key: k}, "derp: closing %d connections of %v on request of a mesh peer", n, k)
 	} else {
-		s.logf.printf("derp: closing connection of %v on request of a mesh peer", k)
+		s.log(slog.LevelInfo, connLog{key: k}, "derp: closing connection of %v on request of a mesh peer", k)
 	}
 	set.forEach(func(c *sclient) {
 		// Closing a TLS connection may block on its close_notify write;
@@ -399,8 +400,10 @@ func (s *Server) routePacket(c *sclient, src, dst key.NodePublic, pb *packetBuf,
 	case fwd != nil:
 		s.metrics.packetsForwardedOut.Add(1)
 		// The forwarder copies what it needs before returning.
-		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil && c.debug {
-			s.logf.printf("%sforwarding to %v via %v: %v", c.logPrefix, dst.ShortString(), fwd, err)
+		if err := fwd.ForwardPacket(src, dst, pb.b); err != nil {
+			if lvl, ok := s.debugLevel(c.debug); ok {
+				s.log(lvl, c.logAttrs(err), "%sforwarding to %v via %v: %v", c.logPrefix, dst.ShortString(), fwd, err)
+			}
 		}
 		putPacketBuf(pb)
 	default:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -157,8 +158,8 @@ func (s *Server) startConn(ctx context.Context, nc Conn, brw *bufio.ReadWriter, 
 		return nil, fmt.Errorf("%swriting server info: %w", c.logPrefix, err)
 	}
 	c.startWriting()
-	if c.debug {
-		s.logf.printf("%sconnected (mesh %v, prober %v)", c.logPrefix, c.canMesh, info.IsProber)
+	if lvl, ok := s.debugLevel(c.debug); ok {
+		s.log(lvl, c.logAttrs(nil), "%sconnected (mesh %v, prober %v)", c.logPrefix, c.canMesh, info.IsProber)
 	}
 	return c, nil
 }
@@ -170,11 +171,11 @@ func (c *sclient) run(ctx context.Context) error {
 	defer s.unregisterClient(c)
 	err := c.readLoop(ctx)
 	c.releaseReader()
-	if c.debug {
-		s.logf.printf("%sread loop ended: %v", c.logPrefix, err)
+	if lvl, ok := s.debugLevel(c.debug); ok {
+		s.log(lvl, c.logAttrs(err), "%sread loop ended: %v", c.logPrefix, err)
 	}
 	if werr := c.shutdown(); werr != nil && !s.isClosed() {
-		s.logf.printf("%ssender failed: %v", c.logPrefix, werr)
+		s.log(slog.LevelInfo, c.logAttrs(werr), "%ssender failed: %v", c.logPrefix, werr)
 		if isTimeout(werr) {
 			s.metrics.writeTimeouts.Add(1)
 		}
@@ -186,6 +187,11 @@ func (c *sclient) run(ctx context.Context) error {
 		s.metrics.protocolErrors.Add(1)
 	}
 	return fmt.Errorf("%s%w", c.logPrefix, err)
+}
+
+// logAttrs describes the connection for a log line about it.
+func (c *sclient) logAttrs(err error) connLog {
+	return connLog{addr: c.remoteAddr, key: c.key, err: err}
 }
 
 func presentFlags(mesh, prober, notIdeal bool) PeerPresentFlags {

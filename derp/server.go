@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"expvar"
+	"log/slog"
 	"net/netip"
 	"os"
 	"runtime/debug"
@@ -42,15 +43,17 @@ type Server struct {
 	keepAliveForTest time.Duration // replaces the keep-alive period in tests
 	queueDepth       int           // set once; capacity of each send queue
 
-	priv     key.NodePrivate // set once
-	pub      key.NodePublic  // set once
-	agreer   *key.NodeAgreer // set once; priv prepared for key agreement
-	logf     Logf            // set once
-	metaCert []byte          // set once
-	start    time.Time       // set once; base of queuedPacket.enqueued
-	metrics  *metrics        // set once
-	vars     *expvar.Map     // set once
-	env      serverEnv       // set once
+	priv       key.NodePrivate             // set once
+	pub        key.NodePublic              // set once
+	agreer     *key.NodeAgreer             // set once; priv prepared for key agreement
+	logf       Logf                        // set once
+	slogger    atomic.Pointer[slog.Logger] // nil: use logf; see SetLogger
+	connErrLog logLimiter                  // rate-limits logConnError
+	metaCert   []byte                      // set once
+	start      time.Time                   // set once; base of queuedPacket.enqueued
+	metrics    *metrics                    // set once
+	vars       *expvar.Map                 // set once
+	env        serverEnv                   // set once
 
 	tcpWriteTimeout atomic.Int64 // nanoseconds; 0: no deadline
 	rateLimit       rateLimitState
@@ -258,7 +261,7 @@ func (s *Server) AcceptWithOptions(ctx context.Context, nc Conn, brw *bufio.Read
 	defer stop()
 
 	if err := s.serveConn(ctx, nc, brw, remoteAddr, connNum, opts); err != nil && !s.isClosed() && ctx.Err() == nil {
-		s.logf.printf("derp: %s: %v", remoteAddr, err)
+		s.logConnError(remoteAddr, key.NodePublic{}, err)
 	}
 }
 
@@ -325,7 +328,7 @@ func (s *Server) handshakeBackground(ctx context.Context, nc Conn, brw *bufio.Re
 			s.metrics.protocolErrors.Add(1)
 		}
 		if !s.isClosed() {
-			s.logf.printf("derp: %s: %v", remoteAddr, err)
+			s.logConnError(remoteAddr, key.NodePublic{}, err)
 		}
 		return
 	}
@@ -338,7 +341,7 @@ func (c *sclient) runBackground() {
 	defer func() { s.endConn(c.nc, c.remoteAddr, recover()) }()
 	// The server's lifetime bounds the connection: Close closes nc.
 	if err := c.run(context.Background()); err != nil && !s.isClosed() {
-		s.logf.printf("derp: %s: %v", c.remoteAddr, err)
+		s.logConnError(c.remoteAddr, c.key, err)
 	}
 }
 
@@ -346,7 +349,7 @@ func (c *sclient) runBackground() {
 // what a panic while serving it left, if anything.
 func (s *Server) endConn(nc Conn, remoteAddr string, p any) {
 	if p != nil {
-		s.logf.printf("derp: panic serving %s: %v\n%s", remoteAddr, p, debug.Stack())
+		s.log(slog.LevelError, connLog{addr: remoteAddr}, "derp: panic serving %s: %v\n%s", remoteAddr, p, debug.Stack())
 	}
 	nc.Close()
 	s.mu.Lock()
@@ -381,6 +384,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.accepting.Wait()
 	s.background.Wait()
+	s.connErrLog.flush(s)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -57,7 +58,7 @@ func (s *Server) verifyClient(ctx context.Context, clientKey key.NodePublic, inf
 		allow, err := askAdmissionController(ctx, verifyURL, clientKey, parseRemoteAddr(remoteAddr))
 		switch {
 		case err != nil && isTransportError(err) && failOpen:
-			s.logf.printf("derp: admission controller unreachable; allowing client %v", clientKey)
+			s.log(slog.LevelWarn, connLog{addr: remoteAddr, key: clientKey, err: err}, "derp: admission controller unreachable; allowing client %v", clientKey)
 		case err != nil:
 			return &RejectedError{Key: clientKey, Reason: fmt.Sprintf("admission controller: %v", err)}
 		case !allow:

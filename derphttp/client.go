@@ -74,6 +74,12 @@ type Client struct {
 	// PeerPresent and PeerGone messages. It needs MeshKey.
 	WatchConnectionChanges bool
 
+	// OnWatchConnect, if non-nil, is called by RunWatchConnectionLoop,
+	// on its goroutine, each time it has connected to a server other than
+	// the one it ignores, before it reads from the connection. It must not
+	// block.
+	OnWatchConnect func()
+
 	// BaseContext, if non-nil, returns the context connects run under, on
 	// top of the caller's.
 	BaseContext func() context.Context

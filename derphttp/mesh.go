@@ -90,6 +90,9 @@ func (c *Client) RunWatchConnectionLoop(ctx context.Context, ignoreServerKey key
 			logf("detected self-connect; ignoring host")
 			return
 		}
+		if c.OnWatchConnect != nil {
+			c.OnWatchConnect()
+		}
 		if pl != nil {
 			pl.stop()
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,8 @@ func TestMesh(t *testing.T) {
 	}
 	m.MeshKey = meshKey
 	m.SetWatchRetry(10 * time.Millisecond)
+	var connects atomic.Int32
+	m.OnWatchConnect = func() { connects.Add(1) }
 	events := make(chan meshEvent, 100)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -105,6 +108,9 @@ func TestMesh(t *testing.T) {
 	if m.ConnGen() < 2 {
 		t.Errorf("generation %d after reconnect; want >= 2", m.ConnGen())
 	}
+	if n := connects.Load(); n < 2 {
+		t.Errorf("OnWatchConnect called %d times after a reconnect; want >= 2", n)
+	}
 	send()
 
 	// x leaving a is reported as an ordinary disconnect.
@@ -123,6 +129,8 @@ func TestMeshSelfConnect(t *testing.T) {
 	}
 	defer m.Close()
 	m.MeshKey = meshKey
+	var connects atomic.Int32
+	m.OnWatchConnect = func() { connects.Add(1) }
 	done := make(chan struct{})
 	go func() {
 		m.RunWatchConnectionLoop(context.Background(), a.s.PublicKey(), t.Logf,
@@ -133,6 +141,9 @@ func TestMeshSelfConnect(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("watch loop did not stop on self-connect")
+	}
+	if n := connects.Load(); n != 0 {
+		t.Errorf("OnWatchConnect called %d times for a self-connect", n)
 	}
 }
 

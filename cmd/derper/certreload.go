@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"expvar"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -19,8 +20,9 @@ const certPollInterval = 5 * time.Second
 // certReloader reloads a manual certificate on SIGHUP and when its files
 // change, logging and counting each outcome.
 type certReloader struct {
-	r    certs.Reloader
-	logf func(string, ...any)
+	r     certs.Reloader
+	logf  func(string, ...any)
+	warnf func(string, ...any) // for failures; logf when nil
 
 	mu       sync.Mutex // serialises reloads from SIGHUP and the poller
 	reloads  expvar.Int
@@ -42,7 +44,11 @@ func (c *certReloader) reload(why string) {
 	defer c.mu.Unlock()
 	if err := c.r.Reload(); err != nil {
 		c.failures.Add(1)
-		c.logf("derper: certificate not reloaded (%s); still serving %s: %v", why, describe(c.r.Leaf()), err)
+		warnf := c.warnf
+		if warnf == nil {
+			warnf = c.logf
+		}
+		warnf("derper: certificate not reloaded (%s); still serving %s: %v", why, describe(c.r.Leaf()), err)
 		return
 	}
 	c.reloads.Add(1)
@@ -128,8 +134,9 @@ func (c *certReloader) check(st *pollState) {
 
 // watchCertificate publishes the reload metrics of r, registers its
 // reload on hub and polls its files until ctx ends.
-func watchCertificate(ctx context.Context, r certs.Reloader, hub *reloadHub, logf func(string, ...any)) {
-	c := newCertReloader(r, logf)
+func watchCertificate(ctx context.Context, r certs.Reloader, hub *reloadHub, lg *slog.Logger) {
+	c := newCertReloader(r, printfLogger(lg, slog.LevelInfo))
+	c.warnf = printfLogger(lg, slog.LevelWarn)
 	publish("derper_cert", c.expVar())
 	hub.add("certificate", func() { c.reload("SIGHUP") })
 	c.watch(ctx, certPollInterval)

@@ -70,4 +70,17 @@ func TestE2EACME(t *testing.T) {
 		t.Errorf("probe over ACME TLS: %d", resp.StatusCode)
 	}
 	d.stop(t)
+
+	// The certificate stage: announced at start, obtained once.
+	lines := readLogUntil(t, d, nil, func(l []string) bool { return indexOf(l, "derper: certificate obtained for ") >= 0 })
+	inOrder(t, lines, "derper: certificate: ACME (letsencrypt) for "+host, "derper: serving on", "derper: certificate obtained for "+host+" (ACME), valid until ")
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, "derper: certificate obtained for ") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("certificate obtained logged %d times, want once", n)
+	}
 }

@@ -28,11 +28,15 @@ func runDerperFails(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
+	args = append([]string{"-log-level=debug"}, args...)
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), runAsDerperEnv+"=1"), env...)
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Errorf("%v: exited 0\n%s", args, out)
+	}
+	for _, l := range findSecrets(string(out), daemonSecrets(env, args)) {
+		t.Errorf("key material in derper's log: %s", l)
 	}
 	return string(out)
 }
@@ -66,6 +70,7 @@ func TestE2EStartupErrors(t *testing.T) {
 		{"gcp no eab", nil, append(tls443, "-certmode", "gcp", "-hostname", "derp.example"), "derper: can not start cert provider: --certmode=gcp requires --acme-eab-kid and --acme-eab-key flags"},
 		{"gcp no email", nil, append(tls443, "-certmode", "gcp", "-hostname", "derp.example", "-acme-eab-kid", "k", "-acme-eab-key", "a2V5"), "--certmode=gcp requires --acme-email flag"},
 		{"ip certs manual", nil, append(tls443, "-certmode", "manual", "-acme-ip-certs"), "--acme-ip-certs requires --certmode=letsencrypt"},
+		{"manual files missing", nil, append(tls443, "-certmode", "manual", "-hostname", "derp.example"), "fix: manual mode reads " + filepath.Join(dir, "derp.example.crt")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -63,12 +63,16 @@ type daemon struct {
 	logs    chan string   // every stderr line
 	done    chan struct{} // closed when the process has been waited for
 	waitErr error         // Wait's result; read after done is closed
+	leaks   []string      // secrets found in the log; read after done is closed
 }
 
 // startDerper runs derper with args and waits until it logs that it is
-// serving.
+// serving. Every daemon logs at debug level unless args choose a level,
+// and its whole log is searched for the key material it was given or
+// created (see e2e_logaudit_test.go).
 func startDerper(t *testing.T, env []string, args ...string) *daemon {
 	t.Helper()
+	args = append([]string{"-log-level=debug"}, args...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), runAsDerperEnv+"=1"), env...)
 	stderr, err := cmd.StderrPipe()
@@ -83,8 +87,10 @@ func startDerper(t *testing.T, env []string, args ...string) *daemon {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		seen := false
+		var all logCapture
 		for sc.Scan() {
 			line := sc.Text()
+			all.add(line)
 			select {
 			case d.logs <- line:
 			default:
@@ -95,12 +101,16 @@ func startDerper(t *testing.T, env []string, args ...string) *daemon {
 			}
 		}
 		d.waitErr = cmd.Wait()
+		d.leaks = findSecrets(all.String(), daemonSecrets(env, args))
 		close(d.done)
 	}()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		select {
 		case <-d.done:
+			for _, l := range d.leaks {
+				t.Errorf("key material in derper's log: %s", l)
+			}
 		case <-time.After(10 * time.Second):
 		}
 	})

@@ -30,7 +30,8 @@ func (f filterWriter) Write(p []byte) (int, error) {
 	return f.w.Write(p)
 }
 
-// httpErrorLog returns the ErrorLog of derper's HTTP servers.
+// httpErrorLog returns the ErrorLog of derper's HTTP servers; w is a
+// logWriter in derper.
 func httpErrorLog(w io.Writer) *log.Logger {
-	return log.New(filterWriter{w}, "", log.LstdFlags)
+	return log.New(filterWriter{w}, "", 0) // the log handler adds the time
 }

@@ -63,6 +63,8 @@ type options struct {
 	// openderp only
 	metricsAddr   string
 	tlsMinVersion string
+	logFormat     string        // see logging.go
+	logLevel      string        // see logging.go
 	shutdownGrace time.Duration // see graceful.go
 
 	// openderp only: PROXY protocol (proxyproto.go)
@@ -135,6 +137,8 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.BoolVar(&o.acmeIPCerts, "acme-ip-certs", false, "with -certmode=letsencrypt, get short-lived certificates for the IP address each TLS connection arrived on (HTTP-01 on port 80, which must be reachable)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "openderp only: host:port of a separate plain-HTTP listener serving only /metrics (Prometheus text) and /healthz, never /debug/; empty turns it off")
 	fs.StringVar(&o.tlsMinVersion, "tls-min-version", "1.2", "openderp only: lowest TLS version the TLS listener accepts, \"1.2\" or \"1.3\"")
+	fs.StringVar(&o.logFormat, "log-format", logFormatText, "openderp only: log line format, \"text\" (date, time and message, as the reference) or \"json\" (one object per line with level, message and attributes such as addr and key)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "openderp only: least severe log lines written: debug (adds a line per client connection), info, warn or error")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 0, "openderp only: on SIGTERM or SIGINT, report unhealthy on /healthz, stop accepting, send every client a Restarting frame and keep relaying this long before closing; 0 closes at once")
 	// PROXY protocol (proxyproto.go)
 	fs.StringVar(&o.proxyProtocolFrom, "proxy-protocol-from", "", "openderp only: comma-separated IP prefixes or addresses of TCP load balancers whose connections must start with a PROXY protocol v1 or v2 header naming the client; a header from any other address is refused; empty turns it off")

@@ -49,6 +49,8 @@ var goldenFlags = []refFlag{
 	{"home", "string", "", "Tailscale v1.82"},
 	{"hostname", "string", `"derp.tailscale.com"`, "v1.76.3 (IP literals: Tailscale v1.78/v1.82/v1.102)"},
 	{"http-port", "int", "80", "v1.76.3"},
+	{"log-format", "string", `"text"`, "openderp"},
+	{"log-level", "string", `"info"`, "openderp"},
 	{"max-conns", "int", "", "openderp"},
 	{"max-conns-per-ip", "int", "", "openderp"},
 	{"max-conns-per-key", "int", "100", "openderp"},

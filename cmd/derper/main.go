@@ -25,9 +25,15 @@ func main() {
 		fmt.Println(derp.Version)
 		return
 	}
+	ls, err := parseLogSettings(o.logFormat, o.logLevel)
+	if err != nil {
+		log.Fatal(err)
+	}
+	lg := newLogger(os.Stderr, ls)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o, log.Printf, os.Stderr); err != nil {
-		log.Fatal(err)
+	if err := run(ctx, o, lg); err != nil {
+		lg.Error(err.Error())
+		os.Exit(1)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derphttp"
@@ -111,8 +113,10 @@ func parseMeshWith(s string) ([]meshPeer, error) {
 
 // startMesh connects to every peer with the server's own key and the mesh
 // key, and registers each client seen there as reachable through that
-// connection. The loops end with ctx.
-func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, logf func(string, ...any)) error {
+// connection. Each peer's lines carry its host as the attribute "peer",
+// and the first time its connection is up is a startup stage line. The
+// loops end with ctx.
+func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, lg *slog.Logger) error {
 	if len(peers) == 0 {
 		return nil
 	}
@@ -120,15 +124,15 @@ func startMesh(ctx context.Context, s *derp.Server, peers []meshPeer, logf func(
 		return errors.New("--mesh-with requires --mesh-psk-file")
 	}
 	for _, p := range peers {
-		if err := startMeshPeer(ctx, s, p, logf); err != nil {
+		if err := startMeshPeer(ctx, s, p, lg); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, logf func(string, ...any)) error {
-	plogf := meshLogf(logf, p.host)
+func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, lg *slog.Logger) error {
+	plogf := meshLevels(lg.With("peer", p.host), p.host)
 	c, err := derphttp.NewClient(s.PrivateKey(), "https://"+p.host+"/derp", plogf)
 	if err != nil {
 		return err
@@ -136,6 +140,12 @@ func startMeshPeer(ctx context.Context, s *derp.Server, p meshPeer, logf func(st
 	c.MeshKey = s.MeshKey()
 	c.WatchConnectionChanges = true
 	c.BaseContext = func() context.Context { return ctx }
+	var first sync.Once
+	c.OnWatchConnect = func() {
+		first.Do(func() {
+			logStage(lg, stageMesh, fmt.Sprintf("derper: mesh peer %q connected", p.host), "peer", p.host)
+		})
+	}
 	if p.dialHost != p.host {
 		plogf("will dial %q for %q", p.dialHost, p.host)
 		c.SetURLDialer(meshDialer(p.dialHost, plogf))
@@ -172,5 +182,19 @@ func meshDialer(dialHost string, logf func(string, ...any)) func(ctx context.Con
 func meshLogf(logf func(string, ...any), host string) func(string, ...any) {
 	return func(format string, args ...any) {
 		logf("mesh(%q): %s", host, fmt.Sprintf(format, args...))
+	}
+}
+
+// meshLevels logs the lines about mesh peer host, prefixed as meshLogf
+// does, at info level, except failures to reach it, which are warnings.
+func meshLevels(l *slog.Logger, host string) func(string, ...any) {
+	info := meshLogf(printfLogger(l, slog.LevelInfo), host)
+	warn := meshLogf(printfLogger(l, slog.LevelWarn), host)
+	return func(format string, args ...any) {
+		if strings.HasPrefix(format, "mesh connect:") || strings.HasPrefix(format, "recv error:") {
+			warn(format, args...)
+			return
+		}
+		info(format, args...)
 	}
 }

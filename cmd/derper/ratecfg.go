@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/openderp/openderp/derp"
@@ -37,7 +38,8 @@ func loadRateConfig(path string) (derp.RateLimit, error) {
 // applyRateConfig loads path into s and registers its reload on hub. A
 // failed first load is returned; a failed reload is logged and keeps the
 // limit in force.
-func applyRateConfig(s *derp.Server, path string, hub *reloadHub, logf func(string, ...any)) error {
+func applyRateConfig(s *derp.Server, path string, hub *reloadHub, lg *slog.Logger) error {
+	logf := printfLogger(lg, slog.LevelInfo)
 	l, err := loadRateConfig(path)
 	if err != nil {
 		return err
@@ -47,7 +49,7 @@ func applyRateConfig(s *derp.Server, path string, hub *reloadHub, logf func(stri
 	hub.add("rate config", func() {
 		l, err := loadRateConfig(path)
 		if err != nil {
-			logf("derper: rate config not reloaded: %v", err)
+			lg.Warn(fmt.Sprintf("derper: rate config not reloaded: %v", err))
 			return
 		}
 		s.SetPerClientRateLimit(l)

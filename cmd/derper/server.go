@@ -5,7 +5,7 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -41,9 +41,12 @@ func publish(name string, v expvar.Var) {
 	}
 }
 
-// run starts derper as configured by o and serves until ctx ends. It
-// returns nil after a clean shutdown. errLog receives HTTP server errors.
-func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.Writer) error {
+// run starts derper as configured by o and serves until ctx ends, logging
+// to lg. It returns nil after a clean shutdown.
+func run(ctx context.Context, o *options, lg *slog.Logger) error {
+	logf := printfLogger(lg, slog.LevelInfo)
+	errorf := printfLogger(lg, slog.LevelError) // a part stopped working
+	errLog := logWriter{lg, slog.LevelInfo}     // HTTP server errors
 	if o.dev {
 		// The reference always listens on :3340 (every interface) in dev
 		// mode; we honour an explicit -a, so a development relay can stay
@@ -67,14 +70,14 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	}
 
 	if o.runSTUN {
-		st := stunserver.New(logf)
+		st := stunserver.New(stunLogf(lg))
 		o.stunLimit.apply(st)
 		publish("stun", st.ExpVar())
 		go func() {
 			// The reference ignored a failed bind silently.
 			// See docs/compat.md#derper-stun-bind.
 			if err := st.ListenAndServe(ctx, net.JoinHostPort(host, strconv.Itoa(o.stunPort))); err != nil {
-				logf("STUN server: %v", err)
+				errorf("STUN server: %v", err)
 			}
 		}()
 	}
@@ -97,11 +100,12 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	}
 	serveTLS := port == "443" || port == "https" || o.certMode == certs.ModeManual
 	s := derp.NewServer(priv, logf)
+	s.SetLogger(lg)
 	defer s.Close()
 	s.SetDisallowedAppNames(parseAppNames(o.disallowAppNames))
 	hub := new(reloadHub)
 	if o.rateConfig != "" {
-		if err := applyRateConfig(s, o.rateConfig, hub, logf); err != nil {
+		if err := applyRateConfig(s, o.rateConfig, hub, lg); err != nil {
 			return err
 		}
 	}
@@ -126,7 +130,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	// Connections, the mesh and /healthz outlive ctx by the grace period.
 	connCtx, endConns := connContext(ctx, o.shutdownGrace)
 	defer endConns()
-	if err := startMesh(connCtx, s, cfg.mesh, logf); err != nil {
+	if err := startMesh(connCtx, s, cfg.mesh, lg); err != nil {
 		return fmt.Errorf("startMesh: %w", err)
 	}
 	publishProcessVars(s)
@@ -177,16 +181,22 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 			Logf:         logf,
 		})
 		if err != nil {
-			return fmt.Errorf("derper: can not start cert provider: %w", err)
+			return fmt.Errorf("derper: can not start cert provider: %w", certHint(err, o))
 		}
+		logCertificate(lg, o, p)
 		if r, ok := p.(certs.Reloader); ok {
-			watchCertificate(ctx, r, hub, logf)
+			watchCertificate(ctx, r, hub, lg)
 		}
 	}
 	hub.start(ctx, logf)
 	ln, err := listen(ctx, o.addr, o.tcpKeepAlive, o.tcpUserTimeout)
 	if err != nil {
 		return fmt.Errorf("derper: %w", err)
+	}
+	if serveTLS {
+		logListening(lg, ln, "DERP and HTTPS")
+	} else {
+		logListening(lg, ln, "DERP and HTTP")
 	}
 	ln = pf.wrap(ln) // innermost, so every later layer sees the client's address
 	srv := &http.Server{
@@ -202,6 +212,9 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 	if serveTLS {
 		tcfg := p.TLSConfig()
 		tcfg.MinVersion = cfg.tlsMinVersion
+		if _, manual := p.(certs.Reloader); !manual && !o.acmeIPCerts {
+			tcfg.GetCertificate = watchACME(lg, o.hostname, tcfg.GetCertificate)
+		}
 		tcfg.GetCertificate = derphttp.GetCertificateWithMetaCert(tcfg.GetCertificate, s.MetaCert())
 		srv.TLSConfig = tcfg
 		// Offer HTTP/2 only where the provider advertises it (ACME mode,
@@ -232,6 +245,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 				ln.Close()
 				return fmt.Errorf("derper: port 80 listener: %w", err)
 			}
+			logListening(lg, ln80, "plain HTTP: captive-portal check, ACME, redirects")
 			ln80 = pf.wrap(ln80)
 			port80 = &http.Server{
 				Handler:      p.HTTPHandler(port80Handler(http.HandlerFunc(derphttp.ServeNoContent), mux, dbg.Allowed)),
@@ -241,18 +255,18 @@ func run(ctx context.Context, o *options, logf func(string, ...any), errLog io.W
 			}
 			go func() {
 				if err := port80.Serve(ln80); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					logf("derper: port 80: %v", err)
+					errorf("derper: port 80: %v", err)
 				}
 			}()
 		}
-		logf("derper: serving on %s with TLS", o.addr)
+		logStage(lg, stageReady, fmt.Sprintf("derper: serving on %s with TLS", o.addr), "addr", o.addr)
 	} else {
 		ll := o.limits.listener(ln)
 		defer ll.Close()
 		publish("conn_limits", ll.ExpVar())
 		o.limits.apply(srv, ll)
 		serve = func() error { return srv.Serve(ll) }
-		logf("derper: serving on %s", o.addr)
+		logStage(lg, stageReady, fmt.Sprintf("derper: serving on %s", o.addr), "addr", o.addr)
 	}
 
 	errc := make(chan error, 1)

@@ -75,6 +75,7 @@ func newManual(cfg *Config) (*manualProvider, error) {
 		if err := writeSelfSigned(crt, keyFile, ip, hostname); err != nil {
 			return nil, fmt.Errorf("certs: generating a self-signed certificate for %s: %w", hostname, err)
 		}
+		cfg.logf("derper: generated a self-signed certificate for %s in %s and %s", hostname, crt, keyFile)
 	}
 	cert, err := loadManual(crt, keyFile, hostname, time.Time{})
 	if err != nil {
