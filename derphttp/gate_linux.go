@@ -21,22 +21,33 @@ func waitReadable(c net.Conn, _ <-chan struct{}) error {
 	if err != nil {
 		return nil
 	}
-	var buf [1]byte
 	var rerr error
 	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case err == unix.EAGAIN || err == unix.EINTR:
-			return false // wait for readability
-		case err != nil:
-			rerr = err
-		case n == 0:
-			rerr = io.EOF
-		}
-		return true
+		ready, err := peekSocket(fd)
+		rerr = err
+		return ready // if not, wait for readability
 	})
 	if err != nil {
 		return err
 	}
 	return rerr
+}
+
+// canPeek says whether peekSocket works here.
+const canPeek = true
+
+// peekSocket reports, without blocking or taking any bytes, whether fd
+// has input, or else an error or its end (io.EOF) to report.
+func peekSocket(fd uintptr) (ready bool, err error) {
+	var buf [1]byte
+	n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return false, nil
+	case err != nil:
+		return true, err
+	case n == 0:
+		return true, io.EOF
+	}
+	return true, nil
 }

@@ -110,7 +110,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// names that node in Ideal-Node; any non-empty value marks the
 	// connection not ideal. WebSocket connections never get here.
 	opts := derp.ConnOptions{NotIdeal: r.Header.Get(IdealNodeHeader) != ""}
-	h.s.AcceptBackground(r.Context(), nc, brw, remoteAddr(nc, r), opts)
+	addr := remoteAddr(nc, r)
+	// Over TLS, let the read loop wait for input on the socket, without
+	// buffers, rather than inside crypto/tls; see tlsidle.go.
+	if ic := tlsIdleConnFor(nc); ic != nil {
+		nc = ic
+	}
+	h.s.AcceptBackground(r.Context(), nc, brw, addr, opts)
 }
 
 // remoteAddr returns the client's "ip:port", from the TCP connection when

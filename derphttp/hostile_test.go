@@ -12,13 +12,16 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derphttp"
+	"github.com/openderp/openderp/key"
 )
 
 // The hostile-input cases that need many connections open them from a
@@ -31,6 +34,8 @@ const (
 	holdSilent    = "silent"     // TCP connected, nothing sent
 	holdFirstByte = "first-byte" // one byte of an HTTP request, then nothing
 	holdTLS       = "tls"        // TLS handshake completed, then nothing
+	holdDERP      = "derp"       // DERP handshake completed, then idle
+	holdDERPTLS   = "derp-tls"   // DERP handshake completed over TLS, then idle
 )
 
 // TestHoldConnsChild is not a test: run by holdConns with
@@ -70,6 +75,14 @@ func TestHoldConnsChild(t *testing.T) {
 				return
 			}
 			c = tc
+		case holdDERP, holdDERPTLS:
+			if mode == holdDERPTLS {
+				c = tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+			}
+			if err := holdDERPHandshake(c); err != nil {
+				fmt.Printf("DERP %d: %v\n", i, err)
+				return
+			}
 		}
 		conns = append(conns, c)
 	}
@@ -181,7 +194,7 @@ func TestStalledConnMemory(t *testing.T) {
 		{"net/http (reference structure), first byte", false, false, holdFirstByte, 0},
 		{"LimitListener, first byte", true, false, holdFirstByte, 0},
 		{"net/http (reference structure), TLS done", false, true, holdTLS, 0},
-		{"LimitListener, TLS done", true, true, holdTLS, 0},
+		{"LimitListener, TLS done", true, true, holdTLS, 12},
 	}
 	if !heavy() {
 		cases = cases[1:2]
@@ -196,18 +209,25 @@ func TestStalledConnMemory(t *testing.T) {
 			hs := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Minute, ErrorLog: log.New(io.Discard, "", 0)}
 			var l net.Listener = ln
 			var ll *derphttp.LimitListener
-			if tc.limited {
+			switch {
+			case tc.limited && tc.tls:
+				ll = derphttp.NewTLSLimitListener(ln, derphttp.Limits{HandshakeTimeout: time.Minute},
+					derphttp.TLSOptions{Config: &tls.Config{Certificates: []tls.Certificate{ca.leaf}, NextProtos: []string{"http/1.1"}}})
+				hs.ConnContext = ll.ConnContext
+				l = ll
+				seen = func() int { o, _ := ll.Counts(); return o }
+			case tc.limited:
 				ll = derphttp.NewLimitListener(ln, derphttp.Limits{HandshakeTimeout: time.Minute})
 				hs.ConnContext = ll.ConnContext
 				l = ll
 				seen = func() int { o, _ := ll.Counts(); return o }
-			} else {
+			default:
 				cs := newConnCounter()
 				hs.ConnState = cs.hook
 				seen = cs.count
 			}
 			served := make(chan struct{})
-			if tc.tls {
+			if tc.tls && !tc.limited {
 				leaf := ca.leaf
 				hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{leaf}}
 				go func() { defer close(served); hs.ServeTLS(l, "", "") }()
@@ -224,9 +244,15 @@ func TestStalledConnMemory(t *testing.T) {
 			before, g0 := memUse()
 			release := holdConns(t, ln.Addr().String(), n, tc.mode)
 			waitFor(t, "connections accepted", func() bool { return seen() >= n })
-			if tc.mode == holdTLS {
-				// The child finished its handshakes; wait for the server
-				// side to park.
+			switch {
+			case tc.mode == holdTLS && ll != nil:
+				// The child finished its handshakes; wait for the server's
+				// side of them.
+				waitFor(t, "handshakes done", func() bool {
+					n1, _ := strconv.Atoi(ll.ExpVar().Get("counter_tls_handshakes").String())
+					return n1 >= n
+				})
+			case tc.mode == holdTLS:
 				waitFor(t, "handshakes parked", func() bool { _, g := memUse(); return g >= g0+n })
 			}
 			after, g1 := memUse()
@@ -437,4 +463,111 @@ func TestHostileTLSHandshakeFlood(t *testing.T) {
 	if g1-g0 > 10 {
 		t.Errorf("%d goroutines left", g1-g0)
 	}
+}
+
+// holdDERPHandshake upgrades c to DERP with a fresh key and completes the
+// handshake, leaving the client registered and idle.
+func holdDERPHandshake(c net.Conn) error {
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, "GET /derp HTTP/1.1\r\nHost: derp.test\r\nUpgrade: DERP\r\nConnection: Upgrade\r\n\r\n"); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(c, 512)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return fmt.Errorf("upgrade: %s", resp.Status)
+	}
+	typ, payload, err := derp.ReadFrame(br, 64, make([]byte, 64))
+	if err != nil || typ != derp.FrameServerKey || len(payload) < 40 {
+		return fmt.Errorf("server key frame: type %v, %d bytes, %v", typ, len(payload), err)
+	}
+	srv := key.NodePublicFromRaw32([32]byte(payload[8:40]))
+	priv := key.NewNode()
+	sealed, err := priv.SealTo(srv, []byte(`{"version":2,"CanAckPings":true}`))
+	if err != nil {
+		return err
+	}
+	hello := append(priv.Public().AppendTo(nil), sealed...)
+	n := len(hello)
+	if _, err := c.Write(append([]byte{byte(derp.FrameClientInfo), byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}, hello...)); err != nil {
+		return err
+	}
+	if typ, _, err := derp.ReadFrame(br, 256, make([]byte, 256)); err != nil || typ != derp.FrameServerInfo {
+		return fmt.Errorf("server info frame: type %v, %v", typ, err)
+	}
+	return nil
+}
+
+// TestIdleClientMemory measures what a registered, idle DERP client
+// costs the server over plain HTTP and over TLS (the clients live in a
+// child process, so the figure is the server's alone), and bounds it.
+// With OPENDERP_HEAP_PROFILE=file it writes a heap profile of the TLS
+// case taken while the clients are held.
+func TestIdleClientMemory(t *testing.T) {
+	n := 300
+	if heavy() {
+		n = 2000
+	}
+	profile := os.Getenv("OPENDERP_HEAP_PROFILE")
+	raiseFDLimit(t, n+200)
+	for _, tc := range []struct {
+		name   string
+		tls    bool
+		maxKiB float64
+	}{
+		// Loose bounds: in one process the stack figures move by a few
+		// KiB with the stack spans other goroutines left behind.
+		// bench/compare gives the exact figures (docs/performance.md).
+		{"plain", false, 12},
+		{"TLS", true, 14},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if profile != "" && tc.tls {
+				defer func(r int) { runtime.MemProfileRate = r }(runtime.MemProfileRate)
+				runtime.MemProfileRate = 1
+			}
+			var ca *testCA
+			mode := holdDERP
+			if tc.tls {
+				ca, mode = newTestCA(t), holdDERPTLS
+			}
+			ls := newLimitedServer(t, derphttp.Limits{HandshakeTimeout: time.Minute}, ca)
+			ls.s.MaxConnsPerKey = 1 << 20
+			mem0, g0 := memUse()
+			stack0 := stackInuse()
+			holdConns(t, ls.addr(), n, mode)
+			waitFor(t, "clients registered", func() bool { o, p := ls.ll.Counts(); return o >= n && p == 0 })
+			mem1, g1 := memUse()
+			per := float64(int64(mem1)-int64(mem0)) / float64(n) / 1024
+			stacks := float64(int64(stackInuse())-int64(stack0)) / float64(n) / 1024
+			t.Logf("idle %s DERP client: %.1f KiB (heap+stacks, %.1f KiB stacks) and %.2f goroutines per client (%d clients)",
+				tc.name, per, stacks, float64(g1-g0)/float64(n), n)
+			if per > tc.maxKiB {
+				t.Errorf("%.1f KiB per idle client, bound %.0f", per, tc.maxKiB)
+			}
+			if profile != "" && tc.tls {
+				out, err := os.Create(profile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pprof.Lookup("heap").WriteTo(out, 0)
+				out.Close()
+				if g, err := os.Create(profile + ".goroutines"); err == nil {
+					pprof.Lookup("goroutine").WriteTo(g, 1)
+					g.Close()
+				}
+			}
+		})
+	}
+}
+
+// stackInuse returns the bytes of goroutine stacks in use.
+func stackInuse() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.StackInuse
 }

@@ -60,6 +60,7 @@ const (
 type LimitListener struct {
 	ln  net.Listener // set once
 	lim Limits       // set once
+	tls *TLSOptions  // set once; nil unless the listener does TLS handshakes
 
 	ready chan net.Conn  // connections whose first byte arrived
 	done  chan struct{}  // closed by Close
@@ -76,6 +77,7 @@ type LimitListener struct {
 	closed  bool                    // guarded by mu
 
 	accepted, timeouts, handshakes expvar.Int
+	handshakesTLS, tlsErrors       expvar.Int
 	rejected                       expvar.Map // by Reject* label
 	vars                           *expvar.Map
 }
@@ -85,9 +87,14 @@ type ipUse struct{ open, pending int }
 // NewLimitListener returns a listener that accepts from ln within lim. It
 // starts accepting at once; Close stops it.
 func NewLimitListener(ln net.Listener, lim Limits) *LimitListener {
+	return newLimitListener(ln, lim, nil)
+}
+
+func newLimitListener(ln net.Listener, lim Limits, tlsOpts *TLSOptions) *LimitListener {
 	l := &LimitListener{
 		ln:     ln,
 		lim:    lim,
+		tls:    tlsOpts,
 		ready:  make(chan net.Conn),
 		done:   make(chan struct{}),
 		perIP:  make(map[netip.Prefix]*ipUse),
@@ -103,6 +110,10 @@ func NewLimitListener(ln net.Listener, lim Limits) *LimitListener {
 	l.vars.Set("counter_handshakes_done", &l.handshakes)
 	l.vars.Set("counter_handshake_timeouts", &l.timeouts)
 	l.vars.Set("counter_rejected", &l.rejected)
+	if tlsOpts != nil {
+		l.vars.Set("counter_tls_handshakes", &l.handshakesTLS)
+		l.vars.Set("counter_tls_handshake_errors", &l.tlsErrors)
+	}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
@@ -110,7 +121,9 @@ func NewLimitListener(ln net.Listener, lim Limits) *LimitListener {
 
 // ExpVar returns the listener's metrics: gauges of open and pending
 // connections, counters of accepted connections, completed handshakes,
-// handshake timeouts, and refusals by reason (counter_rejected).
+// handshake timeouts, and refusals by reason (counter_rejected); a
+// listener made by NewTLSLimitListener adds counters of completed and of
+// failed TLS handshakes.
 func (l *LimitListener) ExpVar() *expvar.Map { return l.vars }
 
 // Counts returns the number of open and of pending connections.
@@ -258,13 +271,16 @@ func (l *LimitListener) admit(c net.Conn) *limitConn {
 	return lc
 }
 
-// gate waits for lc's first byte, then hands it to Accept.
+// gate waits for lc's first byte, then hands it to Accept, or to the TLS
+// handshake first if the listener does those.
 func (l *LimitListener) gate(lc *limitConn) {
 	defer l.wg.Done()
 	err := waitReadable(lc.Conn, l.done)
-	l.mu.Lock()
-	delete(l.gating, lc)
-	l.mu.Unlock()
+	if err == nil && l.tls != nil {
+		l.tlsHandshake(lc)
+		return
+	}
+	l.forget(lc)
 	if err != nil {
 		lc.Close()
 		return
@@ -274,6 +290,14 @@ func (l *LimitListener) gate(lc *limitConn) {
 	case <-l.done:
 		lc.Close()
 	}
+}
+
+// forget stops tracking lc as waiting in a gate: it is handed over or
+// closed next.
+func (l *LimitListener) forget(lc *limitConn) {
+	l.mu.Lock()
+	delete(l.gating, lc)
+	l.mu.Unlock()
 }
 
 // ConnContext is for http.Server.ConnContext: it lets the DERP server

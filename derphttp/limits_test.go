@@ -39,7 +39,15 @@ func newLimitedServer(t testing.TB, lim derphttp.Limits, ca *testCA, extra ...fu
 		t.Fatal(err)
 	}
 	ls := &limitedServer{s: derp.NewServer(key.NewNode(), nil), ca: ca}
-	ls.ll = derphttp.NewLimitListener(ln, lim)
+	if ca != nil {
+		leaf := ca.leaf
+		ls.ll = derphttp.NewTLSLimitListener(ln, lim, derphttp.TLSOptions{Config: &tls.Config{
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &leaf, nil },
+			NextProtos:     []string{"http/1.1"},
+		}})
+	} else {
+		ls.ll = derphttp.NewLimitListener(ln, lim)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/derp", derphttp.Handler(ls.s))
 	mux.HandleFunc("/generate_204", derphttp.ServeNoContent)
@@ -57,12 +65,8 @@ func newLimitedServer(t testing.TB, lim derphttp.Limits, ca *testCA, extra ...fu
 	served := make(chan struct{})
 	if ca != nil {
 		scheme = "https"
-		leaf := ca.leaf
-		ls.hs.TLSConfig = &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &leaf, nil }}
-		go func() { defer close(served); ls.hs.ServeTLS(ls.ll, "", "") }()
-	} else {
-		go func() { defer close(served); ls.hs.Serve(ls.ll) }()
 	}
+	go func() { defer close(served); ls.hs.Serve(ls.ll) }()
 	ls.url = scheme + "://" + ln.Addr().String() + "/derp"
 	t.Cleanup(func() {
 		ls.s.Close()

@@ -31,7 +31,7 @@ func TestSmoke(t *testing.T) {
 	}
 	p := plan{
 		runs: 1, relayDur: 150 * time.Millisecond, rttDur: 100 * time.Millisecond,
-		sizes: []int{100}, pairs: []int{2}, idleSteps: []int{20, 50},
+		sizes: []int{100}, pairs: []int{2}, idleSteps: []int{20, 50}, stalled: 20,
 	}
 	if err := raiseFileLimit(uint64(p.idleSteps[len(p.idleSteps)-1]) + 256); err != nil {
 		t.Fatal(err)

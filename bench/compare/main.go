@@ -40,6 +40,7 @@ type plan struct {
 	sizes      []int
 	pairs      []int
 	idleSteps  []int
+	stalled    int // connections that finish TLS and then stall
 	skipIdle   bool
 	skipRelay  bool
 	maxRuntime time.Duration
@@ -48,7 +49,7 @@ type plan struct {
 func fullPlan() plan {
 	return plan{
 		runs: 3, relayDur: 2 * time.Second, rttDur: 2 * time.Second,
-		sizes: []int{100, 1280}, pairs: []int{1, 8, 64}, idleSteps: []int{2000, 10000},
+		sizes: []int{100, 1280}, pairs: []int{1, 8, 64}, idleSteps: []int{2000, 10000}, stalled: 2000,
 		maxRuntime: 40 * time.Minute,
 	}
 }
@@ -56,7 +57,7 @@ func fullPlan() plan {
 func quickPlan() plan {
 	return plan{
 		runs: 1, relayDur: 300 * time.Millisecond, rttDur: 300 * time.Millisecond,
-		sizes: []int{100, 1280}, pairs: []int{1, 8, 64}, idleSteps: []int{200, 1000},
+		sizes: []int{100, 1280}, pairs: []int{1, 8, 64}, idleSteps: []int{200, 1000}, stalled: 1000,
 		maxRuntime: 10 * time.Minute,
 	}
 }
@@ -81,6 +82,7 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	runs := fs.Int("runs", 0, "runs per figure (0: 3, or 1 when quick)")
 	only := fs.String("impls", "", "comma-separated implementations to run (default all): openderp,v1.76.3,v1.104.5")
 	out := fs.String("json", "", "also write every run's raw figures to this file")
+	stalled := fs.Int("stalled", 0, "connections for the stalled-after-TLS case (0: 2000, or 1000 when quick)")
 	maxTime := fs.Duration("max", 0, "stop measuring after this long and report the runs done (0: 40m, or 10m when quick)")
 	sizes := fs.String("sizes", "", "comma-separated relay packet sizes (default 100,1280)")
 	pairs := fs.String("pairs", "", "comma-separated relay pair counts (default 1,8,64)")
@@ -111,7 +113,10 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	p.skipIdle, p.skipRelay = *noIdle, *noRelay
-	if n := p.idleSteps[len(p.idleSteps)-1]; !p.skipIdle {
+	if *stalled > 0 {
+		p.stalled = *stalled
+	}
+	if n := max(p.idleSteps[len(p.idleSteps)-1], p.stalled); !p.skipIdle {
 		if err := raiseFileLimit(uint64(n) + 256); err != nil {
 			return err
 		}
@@ -288,6 +293,11 @@ func measureAll(ctx context.Context, p plan, impls []*impl, logf func(string, ..
 				}
 				each(what, useTLS, func(s *server) (metrics, func(), error) {
 					return measureIdle(ctx, s, p.idleSteps)
+				})
+			}
+			if p.stalled > 0 {
+				each("stalled after TLS", true, func(s *server) (metrics, func(), error) {
+					return measureStalledTLS(ctx, s, p.stalled)
 				})
 			}
 		}

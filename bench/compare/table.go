@@ -34,6 +34,12 @@ func rows(p plan) []row {
 				row{tr.label + ": handshakes per second", pre + "hs_rate", "/s", 0},
 			)
 		}
+		if p.stalled > 0 {
+			rs = append(rs,
+				row{fmt.Sprintf("TLS done then stalled: RSS per connection, %d connections", p.stalled), "stall.tls.rss", "KiB", 0},
+				row{fmt.Sprintf("TLS done then stalled: Go heap+stacks per connection, %d connections", p.stalled), "stall.tls.heap", "KiB", 0},
+			)
+		}
 	}
 	if !p.skipRelay {
 		for _, size := range p.sizes {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/openderp/openderp/derp"
@@ -51,13 +53,50 @@ func (l connLimits) applyServer(s *derp.Server) {
 
 // limitListener wraps ln with the admission limits.
 func (l connLimits) listener(ln net.Listener) *derphttp.LimitListener {
-	return derphttp.NewLimitListener(ln, derphttp.Limits{
+	return derphttp.NewLimitListener(ln, l.listenerLimits())
+}
+
+func (l connLimits) listenerLimits() derphttp.Limits {
+	return derphttp.Limits{
 		HandshakeTimeout: l.handshakeTimeout,
 		MaxConns:         l.maxConns,
 		MaxPending:       l.maxPending,
 		MaxConnsPerIP:    l.maxConnsPerIP,
 		MaxPendingPerIP:  l.maxPendingPerIP,
+	}
+}
+
+// tlsListener is like listener but also completes each connection's TLS
+// handshake with cfg before the HTTP server sees it, as srv.ServeTLS
+// would: serve it with srv.Serve. Failed handshakes are logged to srv's
+// ErrorLog with net/http's wording. See docs/performance.md#stalled-tls.
+func (l connLimits) tlsListener(ln net.Listener, srv *http.Server) *derphttp.LimitListener {
+	return derphttp.NewTLSLimitListener(ln, l.listenerLimits(),
+		derphttp.TLSOptions{Config: serveTLSConfig(srv), ErrorLog: srv.ErrorLog})
+}
+
+// serveTLSConfig returns a copy of srv.TLSConfig offering the protocols
+// srv serves, as http.Server.ServeTLS arranges: "h2" where HTTP/2 is on,
+// "http/1.1" where HTTP/1 is.
+func serveTLSConfig(srv *http.Server) *tls.Config {
+	cfg := srv.TLSConfig.Clone()
+	// Like net/http: without Protocols, HTTP/2 is on unless TLSNextProto
+	// was set to turn it off.
+	h1, h2 := true, srv.TLSNextProto == nil
+	if p := srv.Protocols; p != nil {
+		h1, h2 = p.HTTP1(), p.HTTP2()
+	}
+	protos := slices.DeleteFunc(slices.Clone(cfg.NextProtos), func(p string) bool {
+		return (p == "h2" && !h2) || (p == "http/1.1" && !h1)
 	})
+	if h2 && !slices.Contains(protos, "h2") {
+		protos = append(protos, "h2")
+	}
+	if h1 && !slices.Contains(protos, "http/1.1") {
+		protos = append(protos, "http/1.1")
+	}
+	cfg.NextProtos = protos
+	return cfg
 }
 
 // apply sets srv's header limits and lets ll see each connection's

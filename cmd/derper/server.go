@@ -233,11 +233,13 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 		srv.Handler = tm.wrap(refuseConnect(mux))
 		limited := newLimitedListener(ln, o.acceptConnLimit, o.acceptConnBurst)
 		publish("tls_listener", limited.expVar())
-		ll := o.limits.listener(limited)
+		// The listener completes the TLS handshakes, so that stalled
+		// clients stay cheap; see docs/performance.md#stalled-tls.
+		ll := o.limits.tlsListener(limited, srv)
 		defer ll.Close()
 		publish("conn_limits", ll.ExpVar())
 		o.limits.apply(srv, ll)
-		serve = func() error { return srv.ServeTLS(ll, "", "") }
+		serve = func() error { return srv.Serve(ll) }
 
 		if o.httpPort > -1 {
 			ln80, err := listen(ctx, net.JoinHostPort(host, strconv.Itoa(o.httpPort)), o.tcpKeepAlive, o.tcpUserTimeout)

@@ -58,6 +58,9 @@ type Impl struct {
 	// Handler returns the handler for /derp and the server's meta
 	// certificate (DER), which is appended to the TLS chain as derper does.
 	Handler func() (h http.Handler, metaCert []byte)
+	// TLSListener, if set, makes the TLS listener from the TCP one, as
+	// the implementation's derper does; by default tls.NewListener.
+	TLSListener func(ln net.Listener, cfg *tls.Config) net.Listener
 }
 
 // Main parses the flags -tls and -addr, serves impl and exits when
@@ -94,7 +97,11 @@ func Main(impl Impl) {
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{withMeta},
 		}
-		ln = tls.NewListener(ln, srv.TLSConfig)
+		if impl.TLSListener != nil {
+			ln = impl.TLSListener(ln, srv.TLSConfig)
+		} else {
+			ln = tls.NewListener(ln, srv.TLSConfig)
+		}
 	}
 	stopProfile, stopTrace := startCPUProfile(), startTrace()
 	go func() {

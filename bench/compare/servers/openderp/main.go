@@ -3,6 +3,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"net"
 	"net/http"
 
 	"github.com/openderp/openderp/bench/compare/servers/benchserver"
@@ -17,6 +19,13 @@ func main() {
 		Handler: func() (http.Handler, []byte) {
 			s := derp.NewServer(key.NewNode(), func(string, ...any) {})
 			return derphttp.Handler(s), s.MetaCert()
+		},
+		// derper's TLS listener: it completes handshakes itself and parks
+		// finished connections without buffers (no limits set here).
+		TLSListener: func(ln net.Listener, cfg *tls.Config) net.Listener {
+			cfg = cfg.Clone()
+			cfg.NextProtos = []string{"http/1.1"}
+			return derphttp.NewTLSLimitListener(ln, derphttp.Limits{}, derphttp.TLSOptions{Config: cfg})
 		},
 	})
 }
