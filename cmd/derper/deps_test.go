@@ -19,6 +19,8 @@ var allowedModulePrefixes = []string{
 	// The Tailscale API client (a module of its own, not tailscale.com)
 	// and its dependencies, for -verify-clients-tailnet-oauth-file.
 	"tailscale.com/client/tailscale/v2", "github.com/tailscale/hujson", "golang.org/x/oauth2",
+	// PROXY protocol headers (-proxy-protocol-from).
+	"github.com/pires/go-proxyproto",
 }
 
 // TestDependencies fails when the binary starts linking a package outside

@@ -66,6 +66,9 @@ type options struct {
 	logFormat     string        // see logging.go
 	logLevel      string        // see logging.go
 	shutdownGrace time.Duration // see graceful.go
+
+	// openderp only: PROXY protocol (proxyproto.go)
+	proxyProtocolFrom string
 }
 
 // flagDefaults holds the defaults that depend on the machine, so tests can
@@ -137,6 +140,8 @@ func registerFlags(fs *flag.FlagSet, d flagDefaults) *options {
 	fs.StringVar(&o.logFormat, "log-format", logFormatText, "openderp only: log line format, \"text\" (date, time and message, as the reference) or \"json\" (one object per line with level, message and attributes such as addr and key)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "openderp only: least severe log lines written: debug (adds a line per client connection), info, warn or error")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 0, "openderp only: on SIGTERM or SIGINT, report unhealthy on /healthz, stop accepting, send every client a Restarting frame and keep relaying this long before closing; 0 closes at once")
+	// PROXY protocol (proxyproto.go)
+	fs.StringVar(&o.proxyProtocolFrom, "proxy-protocol-from", "", "openderp only: comma-separated IP prefixes or addresses of TCP load balancers whose connections must start with a PROXY protocol v1 or v2 header naming the client; a header from any other address is refused; empty turns it off")
 	fs.StringVar(&o.home, "home", "", "what / shows: empty for the built-in page, \"blank\" for an empty page, or an http:// or https:// URL to redirect to")
 	registerLimitFlags(fs, &o.limits)
 	registerSTUNLimitFlags(fs, &o.stunLimit)

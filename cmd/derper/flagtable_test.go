@@ -60,6 +60,7 @@ var goldenFlags = []refFlag{
 	{"mesh-psk-file", "string", `"` + testPSKFile + `"`, "v1.76.3 (exactly 64 hex digits: Tailscale v1.86)"},
 	{"mesh-with", "string", "", "v1.76.3 (host/dialhost: Tailscale v1.80)"},
 	{"metrics-addr", "string", "", "openderp"},
+	{"proxy-protocol-from", "string", "", "openderp"},
 	{"rate-config", "string", "", "Tailscale v1.98"},
 	{"read-header-timeout", "duration", "10s", "openderp"},
 	{"shutdown-grace", "duration", "", "openderp"},

@@ -64,6 +64,10 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	pf, err := newProxyFront(o.proxyProtocolFrom, logf)
+	if err != nil {
+		return err
+	}
 
 	if o.runSTUN {
 		st := stunserver.New(stunLogf(lg))
@@ -194,6 +198,7 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 	} else {
 		logListening(lg, ln, "DERP and HTTP")
 	}
+	ln = pf.wrap(ln) // innermost, so every later layer sees the client's address
 	srv := &http.Server{
 		Handler:      mux,
 		ReadTimeout:  readTimeout,
@@ -243,6 +248,7 @@ func run(ctx context.Context, o *options, lg *slog.Logger) error {
 				return fmt.Errorf("derper: port 80 listener: %w", err)
 			}
 			logListening(lg, ln80, "plain HTTP: captive-portal check, ACME, redirects")
+			ln80 = pf.wrap(ln80)
 			port80 = &http.Server{
 				Handler:      p.HTTPHandler(port80Handler(http.HandlerFunc(derphttp.ServeNoContent), mux, dbg.Allowed)),
 				ReadTimeout:  readTimeout,
