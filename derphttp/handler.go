@@ -67,7 +67,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "websocket", "derp":
 	default:
 		if up != "" {
-			h.printf("derphttp: weird upgrade: %q", up)
+			h.printf("derphttp: refused /derp request with unsupported Upgrade header %q", up)
 		}
 		http.Error(w, "this URL is for DERP clients: it needs an \"Upgrade: DERP\" or WebSocket request", http.StatusUpgradeRequired)
 		return
