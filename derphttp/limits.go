@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/openderp/openderp/derp"
+	"github.com/openderp/openderp/internal/acceptretry"
 )
 
 // Limits bounds the connections a DERP front end admits. A connection is
@@ -175,29 +176,16 @@ func (l *LimitListener) Close() error {
 
 func (l *LimitListener) acceptLoop() {
 	defer l.wg.Done()
-	var backoff time.Duration
 	for {
-		c, err := l.ln.Accept()
+		c, err := acceptretry.Accept(l.ln, l.done)
+		if errors.Is(err, acceptretry.ErrStopped) {
+			return
+		}
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of descriptors or similar: wait a little, like
-				// net/http does, rather than spin.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				t := time.NewTimer(backoff)
-				select {
-				case <-t.C:
-				case <-l.done:
-					t.Stop()
-					return
-				}
-				continue
-			}
 			l.acceptErr.CompareAndSwap(nil, &err)
 			l.closeOnce.Do(func() { close(l.done) })
 			return
 		}
-		backoff = 0
 		lc := l.admit(c)
 		if lc == nil {
 			continue

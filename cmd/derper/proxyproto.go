@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openderp/openderp/internal/acceptretry"
 	"github.com/openderp/openderp/internal/varz"
 	"github.com/pires/go-proxyproto"
 )
@@ -190,29 +191,16 @@ func (l *proxyListener) Close() error {
 
 func (l *proxyListener) acceptLoop() {
 	defer l.wg.Done()
-	var backoff time.Duration
 	for {
-		c, err := l.ln.Accept()
+		c, err := acceptretry.Accept(l.ln, l.done)
+		if errors.Is(err, acceptretry.ErrStopped) {
+			return
+		}
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of descriptors or similar: wait a little rather
-				// than spin, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				t := time.NewTimer(backoff)
-				select {
-				case <-t.C:
-				case <-l.done:
-					t.Stop()
-					return
-				}
-				continue
-			}
 			l.acceptErr.CompareAndSwap(nil, &err)
 			l.closeOnce.Do(func() { close(l.done) })
 			return
 		}
-		backoff = 0
 		if !l.isTrusted(c.RemoteAddr()) {
 			l.m.direct.Add(1)
 			l.deliver(&checkedConn{Conn: c, m: l.m})
