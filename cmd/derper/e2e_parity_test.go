@@ -260,6 +260,7 @@ func TestE2EHomeFlagAndNoContent(t *testing.T) {
 // TestE2ESIGHUP: without -rate-config, SIGHUP keeps its default action and
 // ends the process, as in every derper release.
 func TestE2ESIGHUP(t *testing.T) {
+	needDefaultSIGHUP(t)
 	port := freePort(t, "tcp")
 	d := startDerper(t, nil, "-a", fmt.Sprintf("127.0.0.1:%d", port), "-c", filepath.Join(t.TempDir(), "c.json"), "-stun=false")
 	d.cmd.Process.Signal(syscall.SIGHUP)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -64,6 +65,17 @@ type daemon struct {
 	done    chan struct{} // closed when the process has been waited for
 	waitErr error         // Wait's result; read after done is closed
 	leaks   []string      // secrets found in the log; read after done is closed
+}
+
+// needDefaultSIGHUP skips a test that checks SIGHUP's default action when
+// this process was started with SIGHUP ignored (under nohup, say): the
+// derper it starts inherits the ignored disposition, and nothing in Go can
+// restore the default for it.
+func needDefaultSIGHUP(t *testing.T) {
+	t.Helper()
+	if signal.Ignored(syscall.SIGHUP) {
+		t.Skip("SIGHUP is ignored in this process (nohup?); derper would inherit that")
+	}
 }
 
 // startDerper runs derper with args and waits until it logs that it is

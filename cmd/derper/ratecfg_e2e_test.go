@@ -190,6 +190,7 @@ func TestE2ERateConfig(t *testing.T) {
 // Without -rate-config there are no rate metrics and SIGHUP ends derper,
 // as it always did.
 func TestE2ENoRateConfig(t *testing.T) {
+	needDefaultSIGHUP(t)
 	port := freePort(t, "tcp")
 	d := startDerper(t, nil, "-a", fmt.Sprintf("127.0.0.1:%d", port), "-c", filepath.Join(t.TempDir(), "c.json"), "-stun=false")
 	_, v := httpGet(t, &http.Client{Timeout: 10 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d/debug/varz", port))
