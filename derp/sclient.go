@@ -171,11 +171,9 @@ func (c *sclient) run(ctx context.Context) error {
 	defer s.unregisterClient(c)
 	err := c.readLoop(ctx)
 	c.releaseReader()
-	if lvl, ok := s.debugLevel(c.debug); ok {
-		s.log(lvl, c.logAttrs(err), "%sread loop ended: %v", c.logPrefix, err)
-	}
+	c.logReadLoopEnded(err)
 	if werr := c.shutdown(); werr != nil && !s.isClosed() {
-		s.log(slog.LevelInfo, c.logAttrs(werr), "%ssender failed: %v", c.logPrefix, werr)
+		c.logSenderFailed(werr)
 		if isTimeout(werr) {
 			s.metrics.writeTimeouts.Add(1)
 		}
@@ -187,6 +185,22 @@ func (c *sclient) run(ctx context.Context) error {
 		s.metrics.protocolErrors.Add(1)
 	}
 	return fmt.Errorf("%s%w", c.logPrefix, err)
+}
+
+// logReadLoopEnded and logSenderFailed are kept out of run, whose frame
+// stays on the stack of every idle connection: inlined, the log calls'
+// arguments would double that stack (see docs/performance.md#idle-tls).
+//
+//go:noinline
+func (c *sclient) logReadLoopEnded(err error) {
+	if lvl, ok := c.s.debugLevel(c.debug); ok {
+		c.s.log(lvl, c.logAttrs(err), "%sread loop ended: %v", c.logPrefix, err)
+	}
+}
+
+//go:noinline
+func (c *sclient) logSenderFailed(err error) {
+	c.s.log(slog.LevelInfo, c.logAttrs(err), "%ssender failed: %v", c.logPrefix, err)
 }
 
 // logAttrs describes the connection for a log line about it.

@@ -341,8 +341,16 @@ func (c *sclient) runBackground() {
 	defer func() { s.endConn(c.nc, c.remoteAddr, recover()) }()
 	// The server's lifetime bounds the connection: Close closes nc.
 	if err := c.run(context.Background()); err != nil && !s.isClosed() {
-		s.logConnError(c.remoteAddr, c.key, err)
+		c.logRunError(err)
 	}
+}
+
+// logRunError logs why a connection ended. It is not inlined into
+// runBackground, whose frame stays on every idle connection's stack.
+//
+//go:noinline
+func (c *sclient) logRunError(err error) {
+	c.s.logConnError(c.remoteAddr, c.key, err)
 }
 
 // endConn closes nc and forgets it once its goroutines are done. p is
