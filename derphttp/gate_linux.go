@@ -3,6 +3,7 @@ package derphttp
 import (
 	"io"
 	"net"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -50,4 +51,70 @@ func peekSocket(fd uintptr) (ready bool, err error) {
 		return true, io.EOF
 	}
 	return true, nil
+}
+
+// headPeekSize is how much of a request waitRequestHead looks at: a
+// request whose header is longer is handed over once this much arrived.
+const headPeekSize = 4 << 10
+
+// headPeekPool holds the buffers waitRequestHead peeks into; one is held
+// only during the peek, never while waiting, and never on the stack.
+var headPeekPool = sync.Pool{New: func() any { return new([headPeekSize]byte) }}
+
+// waitRequestHead is waitReadable for a plain HTTP connection: it waits
+// until the socket holds the whole request header (up to the blank line
+// that ends it, or headPeekSize bytes), without reading it, or fails if c
+// is closed or ends first. A client that dribbles its request (slowloris)
+// thus waits in the poller without net/http's goroutine and buffers.
+func waitRequestHead(c net.Conn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		ready, err := peekRequestHead(fd)
+		rerr = err
+		return ready
+	})
+	if err != nil {
+		return err
+	}
+	return rerr
+}
+
+// peekRequestHead reports, without taking any bytes, whether fd holds a
+// complete request header (or headPeekSize bytes of one), or else an
+// error or its end (io.EOF) to report.
+func peekRequestHead(fd uintptr) (ready bool, err error) {
+	buf := headPeekPool.Get().(*[headPeekSize]byte)
+	defer headPeekPool.Put(buf)
+	n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return false, nil
+	case err != nil:
+		return true, err
+	case n == 0:
+		return true, io.EOF
+	}
+	if n == len(buf) || headComplete(buf[:n]) || !plausibleHead(buf[:n]) {
+		return true, nil
+	}
+	// Incomplete: hand it over anyway if the client has shut down its
+	// side (net/http then reads what there is and the end), since no
+	// more bytes will come to complete it.
+	return peerClosed(fd), nil
+}
+
+// peerClosed reports whether the peer of fd has closed or shut down its
+// sending side, without taking any bytes.
+func peerClosed(fd uintptr) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
 }

@@ -8,6 +8,9 @@ import "net"
 // without reading is not implemented.
 func waitReadable(net.Conn, <-chan struct{}) error { return nil }
 
+// waitRequestHead hands connections over at once here, as waitReadable.
+func waitRequestHead(net.Conn) error { return nil }
+
 // canPeek says whether peekSocket works here.
 const canPeek = false
 

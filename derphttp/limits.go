@@ -259,15 +259,21 @@ func (l *LimitListener) admit(c net.Conn) *limitConn {
 	return lc
 }
 
-// gate waits for lc's first byte, then hands it to Accept, or to the TLS
-// handshake first if the listener does those.
+// gate waits for lc's first byte, then hands it to the TLS handshake if
+// the listener does those; a plain connection it hands to Accept once its
+// whole request header has arrived (see waitRequestHead).
 func (l *LimitListener) gate(lc *limitConn) {
 	defer l.wg.Done()
-	err := waitReadable(lc.Conn, l.done)
-	if err == nil && l.tls != nil {
-		l.tlsHandshake(lc)
+	if l.tls != nil {
+		if err := waitReadable(lc.Conn, l.done); err == nil {
+			l.tlsHandshake(lc)
+			return
+		}
+		l.forget(lc)
+		lc.Close()
 		return
 	}
+	err := waitRequestHead(lc.Conn)
 	l.forget(lc)
 	if err != nil {
 		lc.Close()
