@@ -14,6 +14,13 @@ import (
 // the network poller waits: no read buffer is held. Connections without a
 // socket return at once.
 func waitReadable(c net.Conn, _ <-chan struct{}) error {
+	return waitSocket(c, peekSocket)
+}
+
+// waitSocket parks in the poller until peek, called with c's socket each
+// time it becomes readable, reports ready, and returns the error peek or
+// the wait reported. Connections without a socket return at once.
+func waitSocket(c net.Conn, peek func(fd uintptr) (ready bool, err error)) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
@@ -24,7 +31,7 @@ func waitReadable(c net.Conn, _ <-chan struct{}) error {
 	}
 	var rerr error
 	err = rc.Read(func(fd uintptr) bool {
-		ready, err := peekSocket(fd)
+		ready, err := peek(fd)
 		rerr = err
 		return ready // if not, wait for readability
 	})
@@ -67,24 +74,7 @@ var headPeekPool = sync.Pool{New: func() any { return new([headPeekSize]byte) }}
 // is closed or ends first. A client that dribbles its request (slowloris)
 // thus waits in the poller without net/http's goroutine and buffers.
 func waitRequestHead(c net.Conn) error {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		ready, err := peekRequestHead(fd)
-		rerr = err
-		return ready
-	})
-	if err != nil {
-		return err
-	}
-	return rerr
+	return waitSocket(c, peekRequestHead)
 }
 
 // peekRequestHead reports, without taking any bytes, whether fd holds a
