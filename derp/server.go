@@ -219,7 +219,9 @@ func (s *Server) SetVerifyClientURLFailOpen(v bool) {
 // before it returns.
 //
 // brw must read from and write to nc. It may already hold bytes the client
-// sent (a fast-start client sends its handshake with the HTTP request).
+// sent (a fast-start client sends its handshake with the HTTP request),
+// and brw.Writer may hold bytes not yet written, such as the HTTP upgrade
+// reply: the server's first frame flushes them with it.
 // The server peeks at up to MinReaderSize bytes of a frame at once; a
 // smaller brw.Reader is wrapped in one of that size.
 // remoteAddr is the client's "ip:port", used for logs, PeerPresent and the

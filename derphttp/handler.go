@@ -4,7 +4,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/openderp/openderp/derp"
 )
@@ -21,9 +20,6 @@ const (
 	IdealNodeHeader = "Ideal-Node"
 
 	upgradeProto = "DERP"
-
-	// upgradeWriteTimeout bounds writing the 101 reply.
-	upgradeWriteTimeout = 10 * time.Second
 )
 
 // Handler returns the handler for the /derp endpoint. It answers requests
@@ -86,19 +82,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !fastStart {
 		pub := h.s.PublicKey()
 		// Exactly the reply the reference sends; clients only look at
-		// the status, but probes and proxies may look further.
+		// the status, but probes and proxies may look further. It stays
+		// in brw's buffer: the server's handshake flushes it together
+		// with the server key frame that follows it, one write instead
+		// of two. The bytes on the wire are the same.
 		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n" +
 			"Upgrade: DERP\r\n" +
 			"Connection: Upgrade\r\n" +
 			"Derp-Version: 2\r\n" +
 			"Derp-Public-Key: " + pub.UntypedHexString() + "\r\n\r\n")
-		nc.SetWriteDeadline(time.Now().Add(upgradeWriteTimeout))
-		if err := brw.Flush(); err != nil {
-			h.printf("derp: %s: writing upgrade response: %v", remoteAddr(nc, r), err)
-			nc.Close()
-			return
-		}
-		nc.SetWriteDeadline(time.Time{})
 	}
 
 	// The handler returns at once: the connection is served on goroutines
