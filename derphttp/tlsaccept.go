@@ -16,15 +16,17 @@ import (
 //   - the handshake runs on the connection's gate goroutine, which exits
 //     afterwards, so the stack it grew (certificates, signatures, key
 //     agreement) is not kept;
-//   - during the handshake the connection reads at most to the end of the
+//   - during the handshake crypto/tls is given at most the rest of the
 //     current TLS record (see recordConn), so when the handshake is done
-//     crypto/tls holds no bytes of the client's first request, and an
-//     unreadable socket means there is nothing to serve;
-//   - a fresh, small goroutine then waits in the runtime poller, without
-//     any buffer (crypto/tls's emptied ones are dropped too, as in
-//     tlsidle.go), until the client sends its request, and only then hands
-//     the connection to Accept, where the HTTP server gives it its
-//     goroutine and 4 KiB buffers.
+//     it holds no bytes of the client's first request; what one socket
+//     read brought past the handshake's last record is kept aside, and
+//     when there is none, an unreadable socket means there is nothing to
+//     serve;
+//   - unless the request is there already, a fresh, small goroutine then
+//     waits in the runtime poller, without any buffer (crypto/tls's
+//     emptied ones are dropped too, as in tlsidle.go), until the client
+//     sends its request, and only then hands the connection to Accept,
+//     where the HTTP server gives it its goroutine and 4 KiB buffers.
 //
 // Accept returns *tls.Conn values whose handshake has completed: serve
 // them with http.Server.Serve, not ServeTLS. The HTTP server skips the
@@ -59,9 +61,9 @@ func NewTLSLimitListener(ln net.Listener, lim Limits, opts TLSOptions) *LimitLis
 }
 
 // tlsHandshake runs lc's TLS handshake on the calling gate goroutine and,
-// if it succeeds, starts a fresh goroutine that waits for the client's
-// first request and hands the connection to Accept. It closes lc on
-// failure.
+// if it succeeds, hands the connection to Accept: at once if the client
+// has sent its first request already, or else from a fresh goroutine that
+// waits for it. It closes lc on failure.
 func (l *LimitListener) tlsHandshake(lc *limitConn) {
 	rc := &recordConn{Conn: lc}
 	tc := tls.Server(rc, l.tls.Config)
@@ -90,34 +92,71 @@ func (l *LimitListener) tlsHandshake(lc *limitConn) {
 	// From here on the HTTP server reads through rc; the channel send to
 	// Accept orders these writes before its reads.
 	rc.done = true
-	// The handshake read nothing past its last record, so crypto/tls's
-	// buffers are empty: drop their storage while the client is silent
-	// (see tlsidle.go for how, and when this is a no-op).
+	// The handshake read nothing past its last record into crypto/tls, so
+	// its buffers are empty: drop their storage while the client is
+	// silent (see tlsidle.go for how, and when this is a no-op).
 	if tlsInputLayout.ok {
 		if in := tlsInputOf(tc); !in.buffered() {
 			in.release()
 		}
 	}
-	l.wg.Add(1)
-	go l.park(lc, tc)
+	// A client that has already sent its request is handed over from
+	// here; only a silent one gets a goroutine of its own to wait on.
+	ready, err := requestWaiting(lc, rc)
+	switch {
+	case err != nil:
+		l.forget(lc)
+		lc.Close()
+	case ready:
+		l.handOver(lc, tc)
+	default:
+		l.wg.Add(1)
+		go l.park(lc, tc)
+	}
+}
+
+// requestWaiting reports whether the client behind lc has sent anything
+// since its handshake ended, or else the error or end of stream it met.
+// Under a wrapper that may have read ahead (a PROXY protocol parser, say)
+// it cannot tell, and reports true: only a bare socket is known to buffer
+// nothing, and the request may be in memory while the socket stays
+// silent.
+func requestWaiting(lc *limitConn, rc *recordConn) (bool, error) {
+	if rc.pending() {
+		return true, nil
+	}
+	tcp, ok := lc.Conn.(*net.TCPConn)
+	if !ok || !canPeek {
+		return true, nil
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return true, nil
+	}
+	var ready bool
+	var perr error
+	if err := raw.Control(func(fd uintptr) { ready, perr = peekSocket(fd) }); err != nil {
+		return false, err
+	}
+	return ready, perr
 }
 
 // park waits, on a goroutine of its own with a small stack, until the
 // client behind tc sends its request, then hands tc to Accept.
 func (l *LimitListener) park(lc *limitConn, tc *tls.Conn) {
 	defer l.wg.Done()
-	var err error
-	// Only a bare socket is known to buffer nothing: under a wrapper that
-	// read ahead (a PROXY protocol parser, say), the request may already
-	// be in memory while the socket stays silent.
-	if _, ok := lc.Conn.(*net.TCPConn); ok {
-		err = waitReadable(lc.Conn, l.done)
-	}
-	l.forget(lc)
-	if err != nil {
+	if err := waitReadable(lc.Conn, l.done); err != nil {
+		l.forget(lc)
 		lc.Close()
 		return
 	}
+	l.handOver(lc, tc)
+}
+
+// handOver passes tc to Accept, or closes it if the listener closes
+// first.
+func (l *LimitListener) handOver(lc *limitConn, tc *tls.Conn) {
+	l.forget(lc)
 	select {
 	case l.ready <- tc:
 	case <-l.done:
@@ -128,14 +167,20 @@ func (l *LimitListener) park(lc *limitConn, tc *tls.Conn) {
 // recordConn is the connection under a server-side tls.Conn. Until done
 // is set, each Read returns at most the rest of the current TLS record,
 // so that crypto/tls, which reads ahead into its own buffer otherwise,
-// holds nothing past the record it is working on. That costs one more
-// read per record, during the handshake only.
+// holds nothing past the record it is working on. A socket read that
+// brings more than that (the client's next records, perhaps its request)
+// keeps the surplus in extra, from which the following Reads are served
+// first: the handshake costs no more reads than without the limit, and
+// when it ends, a non-empty extra tells that the client has already sent
+// something.
 type recordConn struct {
 	net.Conn
-	done bool    // owned by the handshake until set, then by the HTTP server
-	hdr  [5]byte // owned by the handshake: the current record's header
-	nhdr int     // owned by the handshake: bytes of hdr read
-	left int     // owned by the handshake: bytes of the record body still to read
+	done  bool    // owned by the handshake until set, then by the HTTP server
+	extra []byte  // owned like done: bytes read past the current record, not yet returned
+	xerr  error   // owned like done: the error of the read that filled extra, returned after it
+	hdr   [5]byte // owned by the handshake: the current record's header
+	nhdr  int     // owned by the handshake: bytes of hdr seen
+	left  int     // owned by the handshake: bytes of the record body still to come
 }
 
 // recordHeaderLen is the length of a TLS record header: type, version,
@@ -143,23 +188,68 @@ type recordConn struct {
 const recordHeaderLen = 5
 
 func (c *recordConn) Read(p []byte) (int, error) {
-	if c.done || len(p) == 0 {
-		return c.Conn.Read(p)
+	if len(p) == 0 {
+		return 0, nil
 	}
-	if c.left > 0 {
-		n, err := c.Conn.Read(p[:min(len(p), c.left)])
-		c.left -= n
-		return n, err
+	if len(c.extra) == 0 {
+		if err := c.xerr; err != nil {
+			c.xerr = nil
+			return 0, err
+		}
+		if c.done {
+			return c.Conn.Read(p)
+		}
+		n, err := c.Conn.Read(p)
+		k := c.consume(p[:n])
+		if k < n {
+			c.extra = append([]byte(nil), p[k:n]...)
+			c.xerr, err = err, nil
+		}
+		return k, err
 	}
-	n, err := c.Conn.Read(p[:min(len(p), recordHeaderLen-c.nhdr)])
-	copy(c.hdr[c.nhdr:], p[:n])
-	c.nhdr += n
-	if c.nhdr == recordHeaderLen {
-		c.left = int(c.hdr[3])<<8 | int(c.hdr[4])
-		c.nhdr = 0
+	n := copy(p, c.extra)
+	if !c.done {
+		n = c.consume(p[:n])
 	}
-	return n, err
+	c.extra = c.extra[n:]
+	if len(c.extra) == 0 {
+		c.extra = nil
+	}
+	return n, nil
 }
+
+// consume walks b, the next bytes of the stream, through the record
+// being read and returns how many of them belong to it: all of b, or up
+// to and including the record's last byte.
+func (c *recordConn) consume(b []byte) int {
+	i := 0
+	for i < len(b) {
+		if c.left > 0 {
+			m := min(c.left, len(b)-i)
+			c.left -= m
+			i += m
+			if c.left == 0 {
+				return i
+			}
+			continue
+		}
+		m := copy(c.hdr[c.nhdr:], b[i:])
+		c.nhdr += m
+		i += m
+		if c.nhdr == recordHeaderLen {
+			c.nhdr = 0
+			c.left = int(c.hdr[3])<<8 | int(c.hdr[4])
+			if c.left == 0 {
+				return i // an empty record ends with its header
+			}
+		}
+	}
+	return i
+}
+
+// pending reports whether the client has sent bytes that were read from
+// the socket but not yet returned.
+func (c *recordConn) pending() bool { return len(c.extra) > 0 || c.xerr != nil }
 
 // NetConn returns the connection underneath, for code that looks for the
 // TCP socket or the listener's own connection.

@@ -135,6 +135,9 @@ func tlsIdleConnFor(nc net.Conn) *tlsIdleConn {
 	for {
 		switch v := under.(type) {
 		case *recordConn:
+			if v.pending() {
+				return nil // it holds input that the socket no longer shows
+			}
 			under = v.Conn
 			continue
 		case *limitConn:
