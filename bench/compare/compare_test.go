@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +52,33 @@ func TestSmoke(t *testing.T) {
 	table := buf.String()
 	if !strings.Contains(table, "| figure | unit | openderp |") || strings.Count(table, "\n|") != len(rows(p))+2 {
 		t.Errorf("table malformed:\n%s", table)
+	}
+}
+
+// TestGOMAXPROCSReachesServer checks that -gomaxprocs sets the server
+// processes' GOMAXPROCS (the harness's own stays as it is).
+func TestGOMAXPROCSReachesServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	impls, err := buildAll(ctx, t.TempDir(), filterImpls(allImpls(), []string{"openderp"}), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := runtime.GOMAXPROCS(0) + 3
+	impls[0].maxProcs = want
+	s, err := impls[0].start(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	hc := &http.Client{Timeout: 30 * time.Second}
+	defer hc.CloseIdleConnections()
+	m, err := s.mem(ctx, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.GOMAXPROCS != want {
+		t.Fatalf("server GOMAXPROCS = %d, want %d", m.GOMAXPROCS, want)
 	}
 }
 

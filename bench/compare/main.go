@@ -88,6 +88,7 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pairs := fs.String("pairs", "", "comma-separated relay pair counts (default 1,8,64)")
 	noIdle := fs.Bool("no-idle", false, "skip the idle-client (memory and handshake) cases")
 	noRelay := fs.Bool("no-relay", false, "skip the relay and round-trip cases")
+	maxProcs := fs.Int("gomaxprocs", 0, "run every server with this GOMAXPROCS (0: the Go default, the number of CPUs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,6 +125,12 @@ func mainErr(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	impls := allImpls()
 	if *only != "" {
 		impls = filterImpls(impls, strings.Split(*only, ","))
+	}
+	if *maxProcs < 0 {
+		return fmt.Errorf("-gomaxprocs %d: must not be negative", *maxProcs)
+	}
+	for _, im := range impls {
+		im.maxProcs = *maxProcs
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 

@@ -25,6 +25,7 @@ type impl struct {
 	name      string
 	dir       string // package directory, relative to bench/compare
 	toolchain string // GOTOOLCHAIN for the build; "" keeps the environment's
+	maxProcs  int    // GOMAXPROCS for the server process; 0 keeps the environment's
 	bin       string // built binary, set by build
 }
 
@@ -74,6 +75,9 @@ func (im *impl) start(useTLS bool) (*server, error) {
 	}
 	s := &server{impl: im, cmd: exec.Command(im.bin, args...)}
 	s.cmd.Stderr = &s.log
+	if im.maxProcs > 0 {
+		s.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", im.maxProcs))
+	}
 	var err error
 	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
 		return nil, err

@@ -49,6 +49,7 @@ type Mem struct {
 	HeapObjectsBytes uint64 `json:"heap_objects_bytes"`
 	StackBytes       uint64 `json:"stack_bytes"`
 	Goroutines       uint64 `json:"goroutines"`
+	GOMAXPROCS       int    `json:"gomaxprocs"`
 }
 
 // Impl describes one DERP implementation to serve.
@@ -103,7 +104,7 @@ func Main(impl Impl) {
 			ln = tls.NewListener(ln, srv.TLSConfig)
 		}
 	}
-	stopProfile, stopTrace := startCPUProfile(), startTrace()
+	stopProfile, stopTrace := startCPUProfile(impl.Name, *useTLS), startTrace(impl.Name, *useTLS)
 	go func() {
 		io.Copy(io.Discard, os.Stdin)
 		stopProfile()
@@ -119,14 +120,27 @@ func Main(impl Impl) {
 
 // CPUProfileEnv, when set, names a file to which the server writes a CPU
 // profile of its whole life (for `go tool pprof`), ending when standard
-// input closes.
+// input closes. The name gets the implementation, "http" or "tls" and
+// the process ID appended, so that the servers of one bench/compare run
+// write one file each: cpu.out.openderp.tls.1234.
 const CPUProfileEnv = "BENCH_CPUPROFILE"
 
-func startCPUProfile() (stop func()) {
+// outName returns the file name that base, from CPUProfileEnv or
+// TraceEnv, gives this server process.
+func outName(base, impl string, useTLS bool) string {
+	mode := "http"
+	if useTLS {
+		mode = "tls"
+	}
+	return fmt.Sprintf("%s.%s.%s.%d", base, impl, mode, os.Getpid())
+}
+
+func startCPUProfile(impl string, useTLS bool) (stop func()) {
 	name := os.Getenv(CPUProfileEnv)
 	if name == "" {
 		return func() {}
 	}
+	name = outName(name, impl, useTLS)
 	f, err := os.Create(name)
 	if err != nil {
 		log.Fatalf("creating CPU profile: %v", err)
@@ -142,14 +156,15 @@ func startCPUProfile() (stop func()) {
 
 // TraceEnv, when set, names a file to which the server writes an execution
 // trace of its whole life (for `go tool trace`), ending when standard
-// input closes.
+// input closes; named as for CPUProfileEnv.
 const TraceEnv = "BENCH_TRACE"
 
-func startTrace() (stop func()) {
+func startTrace(impl string, useTLS bool) (stop func()) {
 	name := os.Getenv(TraceEnv)
 	if name == "" {
 		return func() {}
 	}
+	name = outName(name, impl, useTLS)
 	f, err := os.Create(name)
 	if err != nil {
 		log.Fatalf("creating trace: %v", err)
@@ -171,7 +186,7 @@ func serveMem(w http.ResponseWriter, r *http.Request) {
 		{Name: "/sched/goroutines:goroutines"},
 	}
 	metrics.Read(s)
-	m := Mem{s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64()}
+	m := Mem{s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Uint64(), runtime.GOMAXPROCS(0)}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(m)
 }
