@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -100,6 +101,45 @@ func TestHistogram(t *testing.T) {
 	}
 	if !strings.Contains(h.String(), `"count":5`) {
 		t.Fatalf("String %s", h.String())
+	}
+}
+
+// TestHistogramConcurrent observes from many goroutines at once (run it
+// with -race): nothing is lost, and Observe allocates nothing.
+func TestHistogramConcurrent(t *testing.T) {
+	h := NewHistogram(1, 5, 10)
+	const workers, each = 8, 2000
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				h.Observe(float64((w + i) % 12)) // 0..11: every bucket and above
+			}
+		})
+	}
+	wg.Wait()
+	_, cum, sum, count := h.Snapshot()
+	if count != workers*each {
+		t.Fatalf("count %d, want %d", count, workers*each)
+	}
+	var wantSum float64
+	var wantCum [3]uint64
+	for w := range workers {
+		for i := range each {
+			v := (w + i) % 12
+			wantSum += float64(v)
+			for j, b := range []int{1, 5, 10} {
+				if v <= b {
+					wantCum[j]++
+				}
+			}
+		}
+	}
+	if sum != wantSum || cum[0] != wantCum[0] || cum[1] != wantCum[1] || cum[2] != wantCum[2] {
+		t.Fatalf("cumulative %v sum %v; want %v and %v", cum, sum, wantCum, wantSum)
+	}
+	if n := testing.AllocsPerRun(100, func() { h.Observe(3) }); n != 0 {
+		t.Fatalf("Observe allocates %v times", n)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -218,47 +217,52 @@ func countOpenFDs() int {
 // Histogram counts observations into fixed buckets. It is an expvar.Var
 // whose String is a JSON object with the bucket bounds, the cumulative
 // count per bound, the sum and the count; Snapshot gives the same values to
-// a metrics exporter. It is safe for concurrent use.
+// a metrics exporter. It is safe for concurrent use, and Observe takes no
+// lock: writers of every connection observe into the same histograms, once
+// per write burst.
 type Histogram struct {
-	bounds []float64
-
-	mu     sync.Mutex
-	counts []uint64 // non-cumulative, one per bound
-	sum    float64
-	count  uint64
+	bounds  []float64
+	counts  []atomic.Uint64 // non-cumulative, one per bound
+	over    atomic.Uint64   // observations above the last bound (or NaN)
+	sumBits atomic.Uint64   // math.Float64bits of the sum
 }
 
 // NewHistogram returns a histogram with the given ascending bucket bounds.
 func NewHistogram(bounds ...float64) *Histogram {
-	return &Histogram{bounds: bounds, counts: make([]uint64, len(bounds))}
+	return &Histogram{bounds: bounds, counts: make([]atomic.Uint64, len(bounds))}
 }
 
 // Observe records one value.
 func (h *Histogram) Observe(v float64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i, b := range h.bounds {
-		if v <= b {
-			h.counts[i]++
-			break
+	i := 0
+	for i < len(h.bounds) && !(v <= h.bounds[i]) {
+		i++
+	}
+	if i < len(h.counts) {
+		h.counts[i].Add(1)
+	} else {
+		h.over.Add(1)
+	}
+	for {
+		old := h.sumBits.Load()
+		if h.sumBits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
 		}
 	}
-	h.sum += v
-	h.count++
 }
 
 // Snapshot returns the bucket bounds, the cumulative number of
-// observations at or below each bound, the sum and the total count.
+// observations at or below each bound, the sum and the total count. The
+// count always agrees with the buckets; observations under way while it
+// runs may be in the buckets but not yet in the sum.
 func (h *Histogram) Snapshot() (bounds []float64, cumulative []uint64, sum float64, count uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	cumulative = make([]uint64, len(h.counts))
 	var run uint64
-	for i, c := range h.counts {
-		run += c
+	for i := range h.counts {
+		run += h.counts[i].Load()
 		cumulative[i] = run
 	}
-	return h.bounds, cumulative, h.sum, h.count
+	return h.bounds, cumulative, math.Float64frombits(h.sumBits.Load()), run + h.over.Load()
 }
 
 // String implements expvar.Var.
