@@ -31,8 +31,8 @@ bench:
 
 ## bench-compare: openderp side by side with Tailscale's v1.76.3 and
 ## v1.104.5 servers, each in its own process; prints a table of ratios.
-## 25-40 minutes on a busy 2-core machine (-max bounds it); QUICK=1 for a
-## two-minute smoke run.
+## 7.5 minutes on a quiet 2-core machine, up to 40 on a busy one (-max
+## bounds it); QUICK=1 for a two-minute smoke run.
 bench-compare:
 	cd bench/compare && QUICK=$(QUICK) $(GO) run . -json $(CURDIR)/bench-compare.json
 
