@@ -130,16 +130,41 @@ func TestE2ECertReload(t *testing.T) {
 	tx, _ := connect()
 	relayOnce := func(msg string) {
 		t.Helper()
-		if err := tx.Send(rxKey.Public(), []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			m, err := rx.Recv()
-			if err != nil {
-				t.Fatalf("receiving %q: %v", msg, err)
+		got := make(chan error, 1)
+		go func() { // ends at the packet, or when cleanup closes rx
+			for {
+				m, err := rx.Recv()
+				if err != nil {
+					got <- err
+					return
+				}
+				if p, ok := m.(derp.ReceivedPacket); ok && string(p.Data) == msg {
+					got <- nil
+					return
+				}
 			}
-			if p, ok := m.(derp.ReceivedPacket); ok && string(p.Data) == msg {
+		}()
+		// Connect returns once the client has sent its key, which may be
+		// before the server has registered it: a packet for rx sent that
+		// early is dropped as for an unknown client. Send again until it
+		// arrives; copies left over are skipped by the next call.
+		deadline := time.NewTimer(30 * time.Second)
+		defer deadline.Stop()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if err := tx.Send(rxKey.Public(), []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatalf("receiving %q: %v", msg, err)
+				}
 				return
+			case <-tick.C:
+			case <-deadline.C:
+				t.Fatalf("%q not relayed within 30s", msg)
 			}
 		}
 	}
