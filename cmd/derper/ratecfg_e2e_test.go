@@ -127,6 +127,14 @@ func TestE2ERateConfig(t *testing.T) {
 	if err := tx.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Connect returns once the client has sent its key; the server
+	// registers it before its first frame, ServerInfo. Packets for rx
+	// sent before that would be dropped as for an unknown client.
+	if m, err := rx.Recv(); err != nil {
+		t.Fatal(err)
+	} else if _, ok := m.(derp.ServerInfoMessage); !ok {
+		t.Fatalf("first message %T, want ServerInfo", m)
+	}
 	pkt := bytes.Repeat([]byte{1}, derp.MaxPacketSize)
 	const n = 5
 	sendErr := make(chan error, 1)
