@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derphttp"
 	"github.com/openderp/openderp/internal/certs"
 	"github.com/openderp/openderp/key"
@@ -126,47 +125,13 @@ func TestE2ECertReload(t *testing.T) {
 		}
 		return c, k
 	}
-	rx, rxKey := connect()
+	rx, _ := connect()
 	tx, _ := connect()
 	relayOnce := func(msg string) {
 		t.Helper()
-		got := make(chan error, 1)
-		go func() { // ends at the packet, or when cleanup closes rx
-			for {
-				m, err := rx.Recv()
-				if err != nil {
-					got <- err
-					return
-				}
-				if p, ok := m.(derp.ReceivedPacket); ok && string(p.Data) == msg {
-					got <- nil
-					return
-				}
-			}
-		}()
-		// Connect returns once the client has sent its key, which may be
-		// before the server has registered it: a packet for rx sent that
-		// early is dropped as for an unknown client. Send again until it
-		// arrives; copies left over are skipped by the next call.
-		deadline := time.NewTimer(30 * time.Second)
-		defer deadline.Stop()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if err := tx.Send(rxKey.Public(), []byte(msg)); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-got:
-				if err != nil {
-					t.Fatalf("receiving %q: %v", msg, err)
-				}
-				return
-			case <-tick.C:
-			case <-deadline.C:
-				t.Fatalf("%q not relayed within 30s", msg)
-			}
-		}
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		sendUntilReceived(t, ctx, rx, tx, msg)
 	}
 	relayOnce("before")
 	accepts := promValue(t, metrics(), "derp_accepts")

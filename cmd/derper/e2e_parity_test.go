@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derphttp"
 	"github.com/openderp/openderp/derpmap"
 	"github.com/openderp/openderp/key"
@@ -159,7 +158,7 @@ func TestE2EIPOnly(t *testing.T) {
 	if err := b.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	relayBetween(t, ctx, a, b)
+	sendUntilReceived(t, ctx, a, b, "pinned")
 
 	wrong := *node
 	wrong.CertName = derpmap.CertPin([]byte("another certificate"))
@@ -189,41 +188,6 @@ func TestE2EIPOnly(t *testing.T) {
 		t.Errorf("pin changed across restart: %s, then %s", node.CertName, n2.CertName)
 	}
 	d2.stop(t)
-}
-
-// relayBetween sends from b to a until a packet arrives.
-func relayBetween(t *testing.T, ctx context.Context, a, b *derphttp.Client) {
-	t.Helper()
-	got := make(chan []byte, 1)
-	go func() {
-		for {
-			m, err := a.Recv()
-			if err != nil {
-				return
-			}
-			if p, ok := m.(derp.ReceivedPacket); ok {
-				got <- p.Data
-				return
-			}
-		}
-	}()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if err := b.Send(a.SelfPublicKey(), []byte("pinned")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case p := <-got:
-			if string(p) != "pinned" {
-				t.Fatalf("got %q", p)
-			}
-			return
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatal("packet not relayed")
-		}
-	}
 }
 
 // TestE2EHomeFlagAndNoContent checks -home on the real binary, and the

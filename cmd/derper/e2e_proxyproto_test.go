@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openderp/openderp/derp"
 	"github.com/openderp/openderp/derphttp"
 	"github.com/openderp/openderp/key"
 )
@@ -44,12 +43,10 @@ func fromDialer(from, addr string, hdr []byte) func(ctx context.Context, network
 	}
 }
 
-// proxyClient connects a DERP client to url through dial and waits for
-// the server's first frame.
-func proxyClient(t *testing.T, url string, tcfg *tls.Config, dial func(context.Context, string, string) (net.Conn, error)) (*derphttp.Client, key.NodePrivate, error) {
+// proxyClient connects a DERP client to url through dial.
+func proxyClient(t *testing.T, url string, tcfg *tls.Config, dial func(context.Context, string, string) (net.Conn, error)) (*derphttp.Client, error) {
 	t.Helper()
-	k := key.NewNode()
-	c, err := derphttp.NewClient(k, url, t.Logf)
+	c, err := derphttp.NewClient(key.NewNode(), url, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,50 +56,20 @@ func proxyClient(t *testing.T, url string, tcfg *tls.Config, dial func(context.C
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := c.Connect(ctx); err != nil {
-		return nil, k, err
+		return nil, err
 	}
-	return c, k, nil
+	return c, nil
 }
 
-// sendAndReceive sends a packet from c2 to c1 and waits for it.
-func sendAndReceive(t *testing.T, c1 *derphttp.Client, k1 key.NodePrivate, c2 *derphttp.Client, k2 key.NodePrivate) {
+// sendAndReceive sends a packet from c2 to c1 and waits for it. The
+// receiver may not be registered yet when Connect returns (the server may
+// still be asking the admission controller), so it resends until one
+// arrives.
+func sendAndReceive(t *testing.T, c1, c2 *derphttp.Client) {
 	t.Helper()
-	got := make(chan error, 1)
-	go func() {
-		for {
-			m, err := c1.Recv()
-			if err != nil {
-				got <- err
-				return
-			}
-			if p, ok := m.(derp.ReceivedPacket); ok && p.Source == k2.Public() && string(p.Data) == "through the balancer" {
-				got <- nil
-				return
-			}
-		}
-	}()
-	// The receiver may not be registered yet when Connect returns (the
-	// server may still be asking the admission controller), so a packet
-	// sent at once can be dropped as for an unknown peer: resend until one
-	// arrives.
-	resend := time.NewTicker(200 * time.Millisecond)
-	defer resend.Stop()
-	deadline := time.After(10 * time.Second)
-	for {
-		if err := c2.Send(k1.Public(), []byte("through the balancer")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-got:
-			if err != nil {
-				t.Fatalf("receive: %v", err)
-			}
-			return
-		case <-resend.C:
-		case <-deadline:
-			t.Fatal("packet not relayed")
-		}
-	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	sendUntilReceived(t, ctx, c1, c2, "through the balancer")
 }
 
 // clientRemotes returns the remote addresses on the clients debug page,
@@ -193,16 +160,16 @@ func TestE2EProxyProtocolHeaders(t *testing.T) {
 	url := base + "/derp"
 
 	v1 := fmt.Sprintf("PROXY TCP4 192.0.2.44 127.0.0.1 40044 %d\r\n", port)
-	c1, k1, err := proxyClient(t, url, nil, fromDialer("127.0.0.1", addr, []byte(v1)))
+	c1, err := proxyClient(t, url, nil, fromDialer("127.0.0.1", addr, []byte(v1)))
 	if err != nil {
 		t.Fatalf("client behind a v1 header: %v", err)
 	}
 	v2 := v2Header(0x21, 0x21, v6Block("2001:db8::45", "::1", 40045, uint16(port)))
-	c2, k2, err := proxyClient(t, url, nil, fromDialer("127.0.0.1", addr, v2))
+	c2, err := proxyClient(t, url, nil, fromDialer("127.0.0.1", addr, v2))
 	if err != nil {
 		t.Fatalf("client behind a v2 header: %v (both come from 127.0.0.1: was the header ignored?)", err)
 	}
-	sendAndReceive(t, c1, k1, c2, k2)
+	sendAndReceive(t, c1, c2)
 	// A client may be asked about more than once (a redial while the
 	// first packet is resent), so wait until both addresses were seen and
 	// fail on any other.
@@ -230,7 +197,7 @@ func TestE2EProxyProtocolHeaders(t *testing.T) {
 	// The per-IP limit counts the header's address: a second
 	// connection claiming 192.0.2.44 is one too many.
 	v1b := fmt.Sprintf("PROXY TCP4 192.0.2.44 127.0.0.1 40046 %d\r\n", port)
-	if _, _, err := proxyClient(t, url, nil, fromDialer("127.0.0.1", addr, []byte(v1b))); err == nil {
+	if _, err := proxyClient(t, url, nil, fromDialer("127.0.0.1", addr, []byte(v1b))); err == nil {
 		t.Error("a second connection from 192.0.2.44 passed -max-conns-per-ip 1")
 	}
 
@@ -357,16 +324,16 @@ func TestE2EProxyProtocolHAProxy(t *testing.T) {
 	front1, front2 := startHAProxy(t, bin, addr)
 
 	url := "https://" + host + "/derp"
-	c1, k1, err := proxyClient(t, url, tcfg, fromDialer("127.0.0.5", front1, nil))
+	c1, err := proxyClient(t, url, tcfg, fromDialer("127.0.0.5", front1, nil))
 	if err != nil {
 		t.Fatalf("client through send-proxy: %v", err)
 	}
-	c2, k2, err := proxyClient(t, url, tcfg, fromDialer("127.0.0.6", front2, nil))
+	c2, err := proxyClient(t, url, tcfg, fromDialer("127.0.0.6", front2, nil))
 	if err != nil {
 		t.Fatalf("client through send-proxy-v2: %v", err)
 	}
-	sendAndReceive(t, c1, k1, c2, k2)
-	sendAndReceive(t, c2, k2, c1, k1)
+	sendAndReceive(t, c1, c2)
+	sendAndReceive(t, c2, c1)
 
 	base := "https://" + addr
 	remotes := clientRemotes(t, base, tcfg)
