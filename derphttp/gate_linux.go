@@ -13,7 +13,7 @@ import (
 // fails if c is closed or reaches EOF first. Only a goroutine parked in
 // the network poller waits: no read buffer is held. Connections without a
 // socket return at once.
-func waitReadable(c net.Conn, _ <-chan struct{}) error {
+func waitReadable(c net.Conn) error {
 	return waitSocket(c, peekSocket)
 }
 

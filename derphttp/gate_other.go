@@ -6,7 +6,7 @@ import "net"
 
 // waitReadable hands connections over at once where peeking at a socket
 // without reading is not implemented.
-func waitReadable(net.Conn, <-chan struct{}) error { return nil }
+func waitReadable(net.Conn) error { return nil }
 
 // waitRequestHead hands connections over at once here, as waitReadable.
 func waitRequestHead(net.Conn) error { return nil }

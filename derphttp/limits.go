@@ -3,7 +3,6 @@ package derphttp
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"expvar"
 	"net"
 	"net/http"
@@ -63,12 +62,8 @@ type LimitListener struct {
 	lim Limits       // set once
 	tls *TLSOptions  // set once; nil unless the listener does TLS handshakes
 
-	ready chan net.Conn  // connections whose first byte arrived
-	done  chan struct{}  // closed by Close
-	wg    sync.WaitGroup // the accept loop and every gate
-
-	closeOnce sync.Once
-	acceptErr atomic.Pointer[error] // the inner listener's final error
+	h  *acceptretry.Handoff // connections ready to serve, to Accept; ended by Close or by ln failing
+	wg sync.WaitGroup       // the accept loop and every gate
 
 	mu      sync.Mutex
 	open    int                     // guarded by mu
@@ -96,8 +91,7 @@ func newLimitListener(ln net.Listener, lim Limits, tlsOpts *TLSOptions) *LimitLi
 		ln:     ln,
 		lim:    lim,
 		tls:    tlsOpts,
-		ready:  make(chan net.Conn),
-		done:   make(chan struct{}),
+		h:      acceptretry.NewHandoff(),
 		perIP:  make(map[netip.Prefix]*ipUse),
 		gating: make(map[*limitConn]struct{}),
 	}
@@ -135,17 +129,7 @@ func (l *LimitListener) Counts() (open, pending int) {
 }
 
 // Accept returns the next admitted connection that has sent something.
-func (l *LimitListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ready:
-		return c, nil
-	case <-l.done:
-		if p := l.acceptErr.Load(); p != nil {
-			return nil, *p
-		}
-		return nil, net.ErrClosed
-	}
-}
+func (l *LimitListener) Accept() (net.Conn, error) { return l.h.Accept() }
 
 // Addr returns the inner listener's address.
 func (l *LimitListener) Addr() net.Addr { return l.ln.Addr() }
@@ -155,11 +139,11 @@ func (l *LimitListener) Addr() net.Addr { return l.ln.Addr() }
 // already returned by Accept are the caller's.
 func (l *LimitListener) Close() error {
 	var err error
-	l.closeOnce.Do(func() {
+	if l.h.End(nil) {
 		err = l.ln.Close()
-		close(l.done)
-	})
-	// Gates wait in the poller, not on done: close their connections.
+	}
+	// Gates wait in the poller, not on the handoff: close their
+	// connections.
 	l.mu.Lock()
 	l.closed = true
 	gating := make([]*limitConn, 0, len(l.gating))
@@ -176,23 +160,12 @@ func (l *LimitListener) Close() error {
 
 func (l *LimitListener) acceptLoop() {
 	defer l.wg.Done()
-	for {
-		c, err := acceptretry.Accept(l.ln, l.done)
-		if errors.Is(err, acceptretry.ErrStopped) {
-			return
+	acceptretry.Run(l.ln, l.h, func(c net.Conn) {
+		if lc := l.admit(c); lc != nil {
+			l.wg.Add(1)
+			go l.gate(lc)
 		}
-		if err != nil {
-			l.acceptErr.CompareAndSwap(nil, &err)
-			l.closeOnce.Do(func() { close(l.done) })
-			return
-		}
-		lc := l.admit(c)
-		if lc == nil {
-			continue
-		}
-		l.wg.Add(1)
-		go l.gate(lc)
-	}
+	})
 }
 
 // ipKey is what per-IP limits count by: the IPv4 address, or the IPv6
@@ -265,7 +238,7 @@ func (l *LimitListener) admit(c net.Conn) *limitConn {
 func (l *LimitListener) gate(lc *limitConn) {
 	defer l.wg.Done()
 	if l.tls != nil {
-		if err := waitReadable(lc.Conn, l.done); err == nil {
+		if err := waitReadable(lc.Conn); err == nil {
 			l.tlsHandshake(lc)
 			return
 		}
@@ -279,9 +252,7 @@ func (l *LimitListener) gate(lc *limitConn) {
 		lc.Close()
 		return
 	}
-	select {
-	case l.ready <- lc:
-	case <-l.done:
+	if !l.h.Give(lc) {
 		lc.Close()
 	}
 }

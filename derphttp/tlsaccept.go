@@ -145,7 +145,7 @@ func requestWaiting(lc *limitConn, rc *recordConn) (bool, error) {
 // client behind tc sends its request, then hands tc to Accept.
 func (l *LimitListener) park(lc *limitConn, tc *tls.Conn) {
 	defer l.wg.Done()
-	if err := waitReadable(lc.Conn, l.done); err != nil {
+	if err := waitReadable(lc.Conn); err != nil {
 		l.forget(lc)
 		lc.Close()
 		return
@@ -157,9 +157,7 @@ func (l *LimitListener) park(lc *limitConn, tc *tls.Conn) {
 // first.
 func (l *LimitListener) handOver(lc *limitConn, tc *tls.Conn) {
 	l.forget(lc)
-	select {
-	case l.ready <- tc:
-	case <-l.done:
+	if !l.h.Give(tc) {
 		lc.Close()
 	}
 }

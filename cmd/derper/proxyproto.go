@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -119,12 +118,8 @@ type proxyListener struct {
 	timeout time.Duration  // set once
 	m       *proxyMetrics  // set once
 
-	ready chan net.Conn  // connections to hand to Accept
-	done  chan struct{}  // closed by Close or when the inner listener fails
-	wg    sync.WaitGroup // the accept loop and every header reader
-
-	closeOnce sync.Once
-	acceptErr atomic.Pointer[error] // the inner listener's final error
+	h  *acceptretry.Handoff // connections to hand to Accept; ended by Close or by ln failing
+	wg sync.WaitGroup       // the accept loop and every header reader
 
 	mu      sync.Mutex
 	reading map[net.Conn]struct{} // guarded by mu; headers being read
@@ -141,8 +136,7 @@ func newProxyListener(ln net.Listener, trusted []netip.Prefix, timeout time.Dura
 		trusted: trusted,
 		timeout: timeout,
 		m:       m,
-		ready:   make(chan net.Conn),
-		done:    make(chan struct{}),
+		h:       acceptretry.NewHandoff(),
 		reading: make(map[net.Conn]struct{}),
 	}
 	l.wg.Add(1)
@@ -151,17 +145,7 @@ func newProxyListener(ln net.Listener, trusted []netip.Prefix, timeout time.Dura
 }
 
 // Accept returns the next connection that passed the policy.
-func (l *proxyListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ready:
-		return c, nil
-	case <-l.done:
-		if p := l.acceptErr.Load(); p != nil {
-			return nil, *p
-		}
-		return nil, net.ErrClosed
-	}
-}
+func (l *proxyListener) Accept() (net.Conn, error) { return l.h.Accept() }
 
 // Addr returns the inner listener's address.
 func (l *proxyListener) Addr() net.Addr { return l.ln.Addr() }
@@ -171,10 +155,9 @@ func (l *proxyListener) Addr() net.Addr { return l.ln.Addr() }
 // Connections already returned by Accept are the caller's.
 func (l *proxyListener) Close() error {
 	var err error
-	l.closeOnce.Do(func() {
+	if l.h.End(nil) {
 		err = l.ln.Close()
-		close(l.done)
-	})
+	}
 	l.mu.Lock()
 	l.closed = true
 	reading := make([]net.Conn, 0, len(l.reading))
@@ -191,39 +174,33 @@ func (l *proxyListener) Close() error {
 
 func (l *proxyListener) acceptLoop() {
 	defer l.wg.Done()
-	for {
-		c, err := acceptretry.Accept(l.ln, l.done)
-		if errors.Is(err, acceptretry.ErrStopped) {
-			return
-		}
-		if err != nil {
-			l.acceptErr.CompareAndSwap(nil, &err)
-			l.closeOnce.Do(func() { close(l.done) })
-			return
-		}
-		if !l.isTrusted(c.RemoteAddr()) {
-			l.m.direct.Add(1)
-			l.deliver(&checkedConn{Conn: c, m: l.m})
-			continue
-		}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			continue
-		}
-		l.reading[c] = struct{}{}
-		l.mu.Unlock()
-		l.wg.Add(1)
-		go l.readHeader(c)
+	acceptretry.Run(l.ln, l.h, l.accepted)
+}
+
+// accepted starts the policy on c: an untrusted source's connection goes
+// to Accept as it is; a trusted source's gets a goroutine that reads its
+// header.
+func (l *proxyListener) accepted(c net.Conn) {
+	if !l.isTrusted(c.RemoteAddr()) {
+		l.m.direct.Add(1)
+		l.deliver(&checkedConn{Conn: c, m: l.m})
+		return
 	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		c.Close()
+		return
+	}
+	l.reading[c] = struct{}{}
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go l.readHeader(c)
 }
 
 // deliver hands c to Accept, or closes it if the listener closes first.
 func (l *proxyListener) deliver(c net.Conn) {
-	select {
-	case l.ready <- c:
-	case <-l.done:
+	if !l.h.Give(c) {
 		c.Close()
 	}
 }

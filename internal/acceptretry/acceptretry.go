@@ -2,8 +2,11 @@
 // accept loop should: it rides out temporary failures, such as running out
 // of file descriptors, with growing pauses instead of spinning or giving up.
 //
-// derphttp's LimitListener and derper's PROXY-protocol listener both run
-// such a loop; this package is the one copy of it.
+// It also holds the rest of what a listener that vets connections on
+// goroutines of its own needs (Run, Handoff): its accept loop, the
+// handoff of vetted connections to its Accept method, and its end.
+// derphttp's LimitListener and derper's PROXY-protocol listener are both
+// built that way; this package is the one copy of those parts.
 package acceptretry
 
 import (
