@@ -153,11 +153,7 @@ func measureIdle(ctx context.Context, s *server, steps []int) (metrics, func(), 
 		}
 		wg.Wait()
 	}
-	m0, err := s.mem(ctx, hc)
-	if err != nil {
-		return nil, closeAll, err
-	}
-	rss0, err := s.rss()
+	base, err := s.footprint(ctx, hc)
 	if err != nil {
 		return nil, closeAll, err
 	}
@@ -181,16 +177,11 @@ func measureIdle(ctx context.Context, s *server, steps []int) (metrics, func(), 
 			return nil, closeAll, err
 		}
 		hsCPU += c1 - c0
-		mm, err := s.mem(ctx, hc)
+		f, err := s.footprint(ctx, hc)
 		if err != nil {
 			return nil, closeAll, err
 		}
-		rss, err := s.rss()
-		if err != nil {
-			return nil, closeAll, err
-		}
-		m[fmt.Sprintf("%srss.%d", prefix, n)] = float64(rss-rss0) / float64(n) / 1024
-		m[fmt.Sprintf("%sheap.%d", prefix, n)] = float64(int64(mm.HeapObjectsBytes+mm.StackBytes)-int64(m0.HeapObjectsBytes+m0.StackBytes)) / float64(n) / 1024
+		m[fmt.Sprintf("%srss.%d", prefix, n)], m[fmt.Sprintf("%sheap.%d", prefix, n)] = f.perConn(base, n)
 	}
 	total := len(clients)
 	m[prefix+"hs_cpu_us"] = float64(hsCPU.Microseconds()) / float64(total)
@@ -203,20 +194,7 @@ func measureIdle(ctx context.Context, s *server, steps []int) (metrics, func(), 
 func connectIdle(ctx context.Context, url string, tlsCfg *tls.Config, n int) ([]*derphttp.Client, error) {
 	clients := make([]*derphttp.Client, n)
 	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range idleWorkers {
-		wg.Go(func() {
-			for i := range next {
-				clients[i], errs[i] = connectOne(ctx, url, tlsCfg)
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	inParallel(n, func(i int) { clients[i], errs[i] = connectOne(ctx, url, tlsCfg) })
 	var ok []*derphttp.Client
 	var first error
 	for i, c := range clients {
@@ -228,6 +206,25 @@ func connectIdle(ctx context.Context, url string, tlsCfg *tls.Config, n int) ([]
 		}
 	}
 	return ok, first
+}
+
+// inParallel calls f for every index below n, idleWorkers calls at a
+// time, and returns once all have returned.
+func inParallel(n int, f func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range idleWorkers {
+		wg.Go(func() {
+			for i := range next {
+				f(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 func connectOne(ctx context.Context, url string, tlsCfg *tls.Config) (*derphttp.Client, error) {

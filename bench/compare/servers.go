@@ -205,3 +205,29 @@ func (s *server) mem(ctx context.Context, hc *http.Client) (benchserver.Mem, err
 	}
 	return m, nil
 }
+
+// footprint is a server's memory at one moment: its live Go heap and
+// stacks after a collection, and its resident set.
+type footprint struct {
+	goBytes  int64 // heap objects plus stacks
+	rssBytes int64
+}
+
+// footprint measures s's memory now.
+func (s *server) footprint(ctx context.Context, hc *http.Client) (footprint, error) {
+	m, err := s.mem(ctx, hc)
+	if err != nil {
+		return footprint{}, err
+	}
+	rss, err := s.rss()
+	if err != nil {
+		return footprint{}, err
+	}
+	return footprint{goBytes: int64(m.HeapObjectsBytes + m.StackBytes), rssBytes: rss}, nil
+}
+
+// perConn returns the growth from base to f per connection, in KiB, of
+// the resident set and of the Go heap and stacks.
+func (f footprint) perConn(base footprint, n int) (rssKiB, goKiB float64) {
+	return float64(f.rssBytes-base.rssBytes) / float64(n) / 1024, float64(f.goBytes-base.goBytes) / float64(n) / 1024
+}

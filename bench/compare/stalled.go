@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/openderp/openderp/internal/relayload"
@@ -32,47 +31,26 @@ func measureStalledTLS(ctx context.Context, s *server, n int) (metrics, func(), 
 			}
 		}
 	}
-	m0, err := s.mem(ctx, hc)
-	if err != nil {
-		return nil, closeAll, err
-	}
-	rss0, err := s.rss()
+	base, err := s.footprint(ctx, hc)
 	if err != nil {
 		return nil, closeAll, err
 	}
 	errs := make([]error, n)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range idleWorkers {
-		wg.Go(func() {
-			d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: idleConnectTimeout}, Config: tlsCfg}
-			for i := range next {
-				dctx, cancel := context.WithTimeout(ctx, idleConnectTimeout)
-				conns[i], errs[i] = d.DialContext(dctx, "tcp", s.ready.Addr)
-				cancel()
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: idleConnectTimeout}, Config: tlsCfg}
+	inParallel(n, func(i int) {
+		dctx, cancel := context.WithTimeout(ctx, idleConnectTimeout)
+		conns[i], errs[i] = d.DialContext(dctx, "tcp", s.ready.Addr)
+		cancel()
+	})
 	for i, err := range errs {
 		if err != nil {
 			return nil, closeAll, fmt.Errorf("stalled connection %d: %w", i, err)
 		}
 	}
-	mm, err := s.mem(ctx, hc)
+	f, err := s.footprint(ctx, hc)
 	if err != nil {
 		return nil, closeAll, err
 	}
-	rss, err := s.rss()
-	if err != nil {
-		return nil, closeAll, err
-	}
-	return metrics{
-		"stall.tls.rss":  float64(rss-rss0) / float64(n) / 1024,
-		"stall.tls.heap": float64(int64(mm.HeapObjectsBytes+mm.StackBytes)-int64(m0.HeapObjectsBytes+m0.StackBytes)) / float64(n) / 1024,
-	}, closeAll, nil
+	rssKiB, goKiB := f.perConn(base, n)
+	return metrics{"stall.tls.rss": rssKiB, "stall.tls.heap": goKiB}, closeAll, nil
 }
