@@ -48,16 +48,25 @@ const canPeek = true
 // has input, or else an error or its end (io.EOF) to report.
 func peekSocket(fd uintptr) (ready bool, err error) {
 	var buf [1]byte
-	n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	n, ended, err := peekInto(fd, buf[:])
+	return n > 0 || ended, err
+}
+
+// peekInto copies into buf what fd holds, without taking it and without
+// blocking, and returns how much. With nothing to copy, ended says
+// whether fd failed (err) or reached its end (io.EOF) rather than merely
+// having no input yet.
+func peekInto(fd uintptr, buf []byte) (n int, ended bool, err error) {
+	n, _, err = unix.Recvfrom(int(fd), buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
-		return false, nil
+		return 0, false, nil
 	case err != nil:
-		return true, err
+		return 0, true, err
 	case n == 0:
-		return true, io.EOF
+		return 0, true, io.EOF
 	}
-	return true, nil
+	return n, false, nil
 }
 
 // headPeekSize is how much of a request waitRequestHead looks at: a
@@ -83,14 +92,9 @@ func waitRequestHead(c net.Conn) error {
 func peekRequestHead(fd uintptr) (ready bool, err error) {
 	buf := headPeekPool.Get().(*[headPeekSize]byte)
 	defer headPeekPool.Put(buf)
-	n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		return false, nil
-	case err != nil:
-		return true, err
-	case n == 0:
-		return true, io.EOF
+	n, ended, err := peekInto(fd, buf[:])
+	if n == 0 {
+		return ended, err
 	}
 	if n == len(buf) || headComplete(buf[:n]) || !plausibleHead(buf[:n]) {
 		return true, nil
